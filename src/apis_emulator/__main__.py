@@ -1,0 +1,5 @@
+"""``python -m apis_emulator``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""Command line: ``apis-emulator serve | simulate``.
+
+Parses flags, builds the settings, the data set and the emulator, and starts things; nothing
+else lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.config
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Settings, load_settings
+from .engine import Emulator
+from .errors import EmulatorError
+from .inputs import load_dataset
+
+__all__ = ["main", "build_parser", "setup_logging"]
+
+log = logging.getLogger("apis_emulator")
+
+
+def setup_logging(config: str | None = None, debug: bool = False) -> None:
+    """``logging.config.fileConfig`` on the shipped logging.conf (or ``config``); log/ is made."""
+    Path("log").mkdir(exist_ok=True)
+    if config is None:
+        with resources.as_file(resources.files("apis_emulator") / "logging.conf") as path:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    else:
+        logging.config.fileConfig(config, disable_existing_loggers=False)
+    if debug:
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="settings file (TOML); names as in specification §7.1")
+    parser.add_argument("--data", help="data-set directory (default: the embedded data set)")
+    parser.add_argument("--step", type=float, help="physics step Δt [s]")
+    parser.add_argument("--start", help="emulated start time, e.g. 2019-01-01T00:00:00")
+    parser.add_argument("--logging-config", help="a logging.conf to use instead of the shipped one")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="apis-emulator", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the Web API and the page (real time)")
+    serve.add_argument("units", nargs="?", type=int,
+                       help="number of units (default: households in the data set)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 4390)")
+    serve.add_argument("--acceleration", type=float, help="emulated seconds per wall second")
+    _common(serve)
+    sim = sub.add_parser("simulate", help="run headless as fast as possible and write outputs")
+    sim.add_argument("--units", type=int, help="number of units (default: households)")
+    sim.add_argument("--days", type=float, default=365.0, help="emulated days (default 365)")
+    sim.add_argument("--out", default="data/output/simulate", help="output directory")
+    sim.add_argument("--indiv-interval", type=float,
+                     help="individual-log interval [s] of emulated time; 0 = no log "
+                          "(default 900)")
+    sim.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common(sim)
+    return parser
+
+
+def _settings(args: argparse.Namespace, mode: str) -> Settings:
+    overrides: dict[str, Any] = {"dataSet": args.data, "step": args.step, "start": args.start}
+    if mode == "serve":
+        overrides.update(b_host=args.host, b_port=args.port, acceleration=args.acceleration)
+    return load_settings(args.config, overrides=overrides).with_defaults_for(mode)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .runner import simulate
+
+    settings = _settings(args, "simulate")
+    dataset = load_dataset(settings.dataSet)
+    emulator = Emulator(settings, dataset, args.units)
+    interval = settings.indivLogInterval if args.indiv_interval is None else args.indiv_interval
+    log.info("simulating %g days of %d units (data set %s, step %g s) into %s", args.days,
+             len(emulator.units), dataset.name, emulator.dt, args.out)
+    result = simulate(emulator, args.days, args.out, indiv_interval=interval or None,
+                      progress=not args.no_progress)
+    totals = result.totals
+    log.info("done in %.1f s: pv %.1f kWh, demand %.1f kWh, AC in %.1f kWh, ssr_real %s",
+             result.wall_s, (totals.get("pv") or 0) / 1000, (totals.get("demand") or 0) / 1000,
+             (totals.get("acin") or 0) / 1000, totals.get("ssr_real"))
+    for name, path in result.files.items():
+        log.info("wrote %s: %s", name, path)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .web.server import serve
+
+    settings = _settings(args, "serve")
+    dataset = load_dataset(settings.dataSet)
+    emulator = Emulator(settings, dataset, args.units)
+    return serve(emulator, settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.logging_config)
+    try:
+        if args.command == "simulate":
+            return _simulate(args)
+        return _serve(args)
+    except EmulatorError as exc:
+        log.error("%s", exc)
+        print(f"apis-emulator: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

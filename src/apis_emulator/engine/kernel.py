@@ -1,0 +1,140 @@
+"""The power-flow step of specification §4.2.4, compiled (numba) and looped over time.
+
+Units are independent between two changes of the DC grid (their grid power ``wg`` is fixed), so
+the kernel runs each unit through ``n`` steps on its own: the outer loop over units runs in
+parallel, the inner loop over time stays in registers.  The served runner and the headless run
+call this very function; only the number of steps per call differs, which changes nothing in
+the trajectory.
+
+Per unit and step of Δt [s] (power-flow-model §2–§5; powers [W], energies [Wh]):
+
+1. UPS hysteresis on rsoc: bypass on at rsoc ≤ BATT_OFF, off at ≥ BATT_ON; AC charging on at
+   rsoc ≤ AC_ON, off at ≥ AC_OFF; in between the previous state holds.
+2. Losses and the AC meter p2; battery flow = wg + pv + p2 − load − acloss − dcloss.
+3. State of charge: E += flow · Δt / 3600 within [0, capacity].  Energy above the capacity is
+   curtailed PV (``wasted``; what PV cannot cover is fed back to the AC side, p2 falls);
+   energy below 0 is drawn from the AC mains (p2 rises).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["run_steps", "params_vector", "OUT_FIELDS", "LEDGER_FIELDS", "P"]
+
+#: Columns of the ``out`` array: the values of each unit's last step [W].
+OUT_FIELDS = ("pv", "load", "p2", "flow", "acloss", "dcloss", "wasted")
+#: Columns of the ``ledger`` array: energies since the start [Wh].
+LEDGER_FIELDS = ("pv", "load", "acin", "wasted", "acloss", "dcloss", "wg", "wg_in")
+
+# indices into the parameter vector
+P = {name: i for i, name in enumerate((
+    "constantSystemLoss", "battModeLoss_a", "battModeLoss_c", "transLoss_a", "transLoss_c",
+    "bypassModeLoss_a", "bypassModeLoss_c", "ACChargeLoss", "ACChargeAmount",
+    "UPS_TRIGGER_BATT_OFF", "UPS_TRIGGER_BATT_ON", "UPS_TRIGGER_AC_OFF", "UPS_TRIGGER_AC_ON"))}
+
+
+def params_vector(settings: object) -> np.ndarray:
+    """The settings the kernel needs, as a float64 vector in the order of :data:`P`."""
+    return np.array([float(getattr(settings, name)) for name in P], dtype=np.float64)
+
+
+def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
+              energy, capacity, bypass, ac_charge, out, ledger):  # pragma: no cover - compiled
+    """Advance every unit by ``len(solar_w)`` steps of ``dt`` [s].
+
+    Per step k: ``solar_w[k]`` the solar value at the step's middle [W/m² or W], the load at
+    ``load_kw[h, load_j[k]]`` interpolated with weight ``load_f[k]`` toward the next sample.
+    ``energy``, ``bypass``, ``ac_charge``, ``out`` and ``ledger`` are updated in place.
+    """
+    n_units = energy.shape[0]
+    n_steps = solar_w.shape[0]
+    n_samples = load_kw.shape[1]
+    hours = dt / 3600.0
+    csl, bma, bmc = p[0], p[1], p[2]
+    tla, tlc, bpa, bpc = p[3], p[4], p[5], p[6]
+    acl, aca = p[7], p[8]
+    batt_off, batt_on, ac_off, ac_on = p[9], p[10], p[11], p[12]
+    for i in prange(n_units):
+        e, cap, h = energy[i], capacity[i], house[i]
+        byp, acc = bypass[i], ac_charge[i]
+        s_pv = s_load = s_p2 = s_wasted = s_acloss = s_dcloss = 0.0
+        pv = load = p2 = flow = acloss = dcloss = wasted = 0.0
+        for k in range(n_steps):
+            # 1. UPS state from the state of charge at the start of the step
+            rsoc = 100.0 * e / cap
+            if rsoc <= batt_off:
+                byp = True
+            elif rsoc >= batt_on:
+                byp = False
+            if rsoc <= ac_on:
+                acc = True
+            elif rsoc >= ac_off:
+                acc = False
+            # 2. generation, consumption, losses, AC meter
+            pv = pv_gain[i] * solar_w[k]
+            j = load_j[k]
+            j1 = j + 1 if j + 1 < n_samples else 0
+            load = 1000.0 * (load_kw[h, j] + load_f[k] * (load_kw[h, j1] - load_kw[h, j]))
+            dcloss = csl + dcdc_loss[i]
+            acloss = tlc
+            if byp:
+                acloss += bpc + (bpa + tla) * load
+                p2 = load + acloss
+            else:
+                dcloss += bmc + bma * load
+                p2 = acloss
+            if acc:
+                acloss += acl
+                p2 += aca + acl
+            flow = wg[i] + pv + p2 - load - acloss - dcloss
+            # 3. state of charge within [0, capacity]
+            e_new = e + flow * hours
+            wasted = 0.0
+            if e_new > cap:
+                excess = (e_new - cap) / hours
+                wasted = min(excess, pv)
+                pv -= wasted
+                p2 -= excess - wasted
+                flow -= excess
+                e_new = cap
+            elif e_new < 0.0:
+                shortfall = -e_new / hours
+                p2 += shortfall
+                flow += shortfall
+                e_new = 0.0
+            e = e_new
+            s_pv += pv
+            s_load += load
+            s_p2 += p2
+            s_wasted += wasted
+            s_acloss += acloss
+            s_dcloss += dcloss
+        energy[i], bypass[i], ac_charge[i] = e, byp, acc
+        if n_steps > 0:
+            out[i, 0], out[i, 1], out[i, 2], out[i, 3] = pv, load, p2, flow
+            out[i, 4], out[i, 5], out[i, 6] = acloss, dcloss, wasted
+            ledger[i, 0] += s_pv * hours
+            ledger[i, 1] += s_load * hours
+            ledger[i, 2] += s_p2 * hours
+            ledger[i, 3] += s_wasted * hours
+            ledger[i, 4] += s_acloss * hours
+            ledger[i, 5] += s_dcloss * hours
+            ledger[i, 6] += wg[i] * n_steps * hours
+            ledger[i, 7] += max(wg[i], 0.0) * n_steps * hours
+
+
+#: Both compilations of one function: threads pay off only for large blocks of work.
+run_steps_parallel = njit(cache=True, parallel=True, nogil=True)(_run_steps)
+run_steps_serial = njit(cache=True, nogil=True)(_run_steps)
+PARALLEL_MIN_WORK = 2_000_000  # unit-steps per call from which the parallel version is used
+
+
+def run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
+              energy, capacity, bypass, ac_charge, out, ledger) -> None:
+    """Advance every unit by ``len(solar_w)`` steps (see :func:`_run_steps`)."""
+    work = energy.shape[0] * solar_w.shape[0]
+    kernel = run_steps_parallel if work >= PARALLEL_MIN_WORK else run_steps_serial
+    kernel(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
+           energy, capacity, bypass, ac_charge, out, ledger)

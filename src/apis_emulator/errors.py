@@ -1,0 +1,65 @@
+"""One exception hierarchy for the whole emulator.
+
+The web layer maps these to HTTP status codes in one place; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EmulatorError",
+    "SettingsError",
+    "DataFileError",
+    "UnknownUnitError",
+    "InvalidValueError",
+    "StateFileError",
+]
+
+
+class EmulatorError(Exception):
+    """Base class of every error the emulator raises on purpose."""
+
+
+class SettingsError(EmulatorError):
+    """A setting has a wrong value: names the key, the value and what is accepted."""
+
+    def __init__(self, key: str, value: object, accepted: str):
+        self.key, self.value, self.accepted = key, value, accepted
+        super().__init__(f"setting {key}={value!r} is not accepted: {accepted}")
+
+
+class DataFileError(EmulatorError):
+    """A data file is missing or malformed: names its path, line and column."""
+
+    def __init__(self, path: object, message: str, line: int | None = None,
+                 column: int | None = None):
+        self.path, self.line, self.column = str(path), line, column
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column {column}"
+        super().__init__(f"{where}: {message}")
+
+
+class UnknownUnitError(EmulatorError, KeyError):
+    """No unit has this id."""
+
+    def __init__(self, unit_id: str, known: list[str]):
+        self.unit_id = unit_id
+        shown = ", ".join(known[:5]) + (", …" if len(known) > 5 else "")
+        super().__init__(f"unknown unit {unit_id!r}; units are {shown or 'none'}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class InvalidValueError(EmulatorError, ValueError):
+    """A value given to the emulator is malformed or out of range."""
+
+    def __init__(self, field: str, value: object, accepted: str):
+        self.field, self.value, self.accepted = field, value, accepted
+        super().__init__(f"{field}={value!r} is not accepted: {accepted}")
+
+
+class StateFileError(EmulatorError):
+    """A saved-state file (lastSave.json, the reset template) is missing or invalid."""

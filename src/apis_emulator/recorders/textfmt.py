@@ -1,0 +1,84 @@
+"""Fast CSV text for numeric blocks, compiled (numba): a year of rows in seconds, not minutes.
+
+Python's float formatting costs about half a microsecond a number, which made the individual
+log of a year-long run of 100 units cost longer than the run itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["format_rows", "encode_column"]
+
+
+def encode_column(texts: tuple[str, ...] | list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Strings as a zero-padded byte matrix and their lengths (the formatter's input)."""
+    raw = [t.encode("utf-8") for t in texts]
+    width = max((len(r) for r in raw), default=0)
+    matrix = np.zeros((len(raw), max(width, 1)), dtype=np.uint8)
+    for i, r in enumerate(raw):
+        matrix[i, :len(r)] = np.frombuffer(r, dtype=np.uint8)
+    return matrix, np.array([len(r) for r in raw], dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _put_fixed(buf, pos, value, decimals, digits):  # pragma: no cover - compiled
+    scale = 10 ** decimals
+    negative = value < 0.0
+    scaled = np.int64(abs(value) * scale + 0.5)
+    if negative and scaled != 0:
+        buf[pos] = 45  # '-'
+        pos += 1
+    whole = scaled // scale
+    n = 0
+    while True:
+        digits[n] = 48 + whole % 10
+        whole //= 10
+        n += 1
+        if whole == 0:
+            break
+    for k in range(n - 1, -1, -1):
+        buf[pos] = digits[k]
+        pos += 1
+    if decimals > 0:
+        buf[pos] = 46  # '.'
+        pos += 1
+        frac = scaled % scale
+        for k in range(decimals - 1, -1, -1):
+            buf[pos + k] = 48 + frac % 10
+            frac //= 10
+        pos += decimals
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def _format(a, a_len, b, b_len, c, c_len, numbers, decimals):  # pragma: no cover - compiled
+    n_rows, n_cols = numbers.shape
+    size = n_rows * (a.shape[1] + b.shape[1] + c.shape[1] + 3 + n_cols * 24 + 1)
+    buf = np.empty(size, dtype=np.uint8)
+    digits = np.empty(24, dtype=np.uint8)
+    pos = 0
+    for i in range(n_rows):
+        for text, length, row in ((a, a_len, i), (b, b_len, 0 if b.shape[0] == 1 else i),
+                                  (c, c_len, i)):
+            for k in range(length[row]):
+                buf[pos] = text[row, k]
+                pos += 1
+            buf[pos] = 44  # ','
+            pos += 1
+        for j in range(n_cols):
+            pos = _put_fixed(buf, pos, numbers[i, j], decimals[j], digits)
+            buf[pos] = 44 if j < n_cols - 1 else 10
+            pos += 1
+    return buf[:pos]
+
+
+def format_rows(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
+                third: tuple[np.ndarray, np.ndarray], numbers: np.ndarray,
+                decimals: np.ndarray) -> bytes:
+    """CSV lines: three text columns (from :func:`encode_column`; a one-row column repeats)
+    then the numbers in fixed point with ``decimals[j]`` digits (|value| < 1e14)."""
+    return _format(first[0], first[1], second[0], second[1], third[0], third[1],
+                   np.ascontiguousarray(numbers, dtype=np.float64),
+                   np.asarray(decimals, dtype=np.int64)).tobytes()
