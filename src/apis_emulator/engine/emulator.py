@@ -162,8 +162,8 @@ class Emulator:
         number = self._unit_number(unit_id)
         doc["oesunit"].update(id=unit_id, display=unit_id, sn=f"EMU-{unit_id}",
                               ip=f"127.0.1.{number % 250 + 1}", ipv6_ll=f"fe80::{number:x}",
-                              ipv6_g=f"fd00::{number:x}", mac=f"02:00:00:00:{number // 256 % 256:02x}:"
-                              f"{number % 256:02x}")
+                              ipv6_g=f"fd00::{number:x}",
+                              mac=f"02:00:00:00:{number // 256 % 256:02x}:{number % 256:02x}")
         doc["emu"]["battery_voltage"] = self.settings.batteryVoltage
         doc["dcdc"]["meter"]["vb"] = self.settings.batteryVoltage
         return doc

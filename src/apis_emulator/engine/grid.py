@@ -67,7 +67,8 @@ def solve_bus(dvg: np.ndarray, dig: np.ndarray, drg: np.ndarray,
     right = total - np.array([dig[stiff & (dvg == v)].sum() for v in points])
     left = total + np.array([dig[stiff & (dvg == v)].sum() for v in points])
     for j in range(len(points) - 1):
-        hi, lo = right[j], left[j + 1]  # injection falls from hi to lo over (points[j], points[j+1])
+        # over (points[j], points[j+1]) the injection falls from hi to lo
+        hi, lo = right[j], left[j + 1]
         if lo <= demand <= hi and hi > lo:
             v = points[j] + (hi - demand) / (hi - lo) * (points[j + 1] - points[j])
             s = _injection(v, dvg, dig, slope, stiff)

@@ -92,7 +92,7 @@ def _lines(text: str) -> list[tuple[int, list[str]]]:
 
 
 def _parse_row(path: Path, line_no: int, cells: list[str], first_col: int = 1) -> list[float]:
-    """Numbers of ``cells``; a bad cell names its 1-based column (first_col = column of cells[0])."""
+    """Numbers of ``cells``; a bad cell names its 1-based column (cells[0] is first_col)."""
     try:
         values = [float(c) for c in cells]
     except ValueError:
@@ -229,7 +229,8 @@ def load_dataset(path: str | Path | None = None) -> DataSet:
     solar_unit = meta["solar"].get("unit", "W/m2")
     if solar_unit not in SOLAR_UNITS:
         raise DataFileError(directory / "dataset.json",
-                            f"solar.unit {solar_unit!r} unknown; accepted: {', '.join(SOLAR_UNITS)}")
+                            f"solar.unit {solar_unit!r} unknown; accepted: "
+                            f"{', '.join(SOLAR_UNITS)}")
     solar = read_solar_csv(directory / meta["solar"].get("file", "solar.csv"))
     load_kw = read_load_csv(directory / meta["load"].get("file", "load.csv"),
                             meta["load"].get("layout", "auto"))

@@ -17,7 +17,7 @@ import numpy as np
 from ..engine import OUT_FIELDS, Snapshot
 from .textfmt import encode_column, format_rows
 
-__all__ = ["INDIV_COLUMNS", "IndividualCSV", "individual_block"]  # rsoc with 4 decimals [%], powers with 3 [W]
+__all__ = ["INDIV_COLUMNS", "IndividualCSV", "individual_block"]
 
 INDIV_COLUMNS = ("id", "time", "display", "rsoc", "pvc_charge_power", "ups_output_power",
                  "charge_discharge_power", "wg", "p2")
