@@ -104,5 +104,5 @@ def solve_grid(mode: np.ndarray, dvg: np.ndarray, dig: np.ndarray,
     v, injection, scale = solve_bus(dvg[refs], dig[refs], drg[refs], float(ig.sum()))
     if scale < 1.0:
         ig *= scale
-    ig[refs] = -injection
+    ig[refs] = -injection + 0.0  # + 0.0 turns -0.0 into 0.0
     return v, ig

@@ -1,0 +1,266 @@
+"""The HTTP API of specification §5 (for apis-main and the page), as a thin adapter.
+
+Every handler is ``async`` and runs on the event loop that also steps the emulator, so a
+request never sees a half-done step and no lock is needed.  GET stays GET, as apis-main sends
+it.  Errors are mapped to HTTP in one place: an unknown unit → 404, a malformed or out-of-range
+value → 400, both as JSON that names the parameter, the value and what is accepted; the state is
+left exactly as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from ..config import MODE_CODES, Settings
+from ..engine import EMU_SETTABLE, Emulator
+from ..engine.render import (dcdc_status_view, dcdc_view, set_current_reply, set_dcdc_reply,
+                             set_voltage_reply, unit_view)
+from ..errors import EmulatorError, InvalidValueError, StateFileError, UnknownUnitError
+from ..runner import RealTimeRunner
+from .guard import RequestGuard
+from .page import install_page
+from .state import WebState, read_state_file, write_atomically
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+UnitId = Annotated[str, Path(description="unit id, e.g. E001", examples=["E001"])]
+Volts = Annotated[float | None, Query(description="DC grid target voltage [V], 0–1000",
+                                      examples=[350.0])]
+Amps = Annotated[float | None, Query(description="DC grid current [A], 0–100", examples=[1.0])]
+Droop = Annotated[float | None, Query(description="droop ratio [-], 0–1 (0.039 = 3.9 %)",
+                                      examples=[0.0])]
+Watts = Annotated[float | None, Query(description="power meter value [W]")]
+ModeCode = Annotated[Literal["0x0000", "0x0002", "0x0014", "0x0041"] | None,
+                     Query(description="DC/DC mode code: 0x0000 Waiting, 0x0002 discharging, "
+                                       "0x0014 voltage reference, 0x0041 charging")]
+
+
+def _json(data: bytes | Any, status: int = 200) -> Response:
+    body = data if isinstance(data, bytes) else orjson.dumps(data)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _error(status: int, message: str, field: str | None = None, value: Any = None,
+           accepted: str | None = None) -> Response:
+    if isinstance(value, float) and not math.isfinite(value):
+        value = str(value)  # JSON has no NaN/inf: show the text that was sent
+    body = {"error": message, "field": field, "value": value, "accepted": accepted}
+    return _json({k: v for k, v in body.items() if v is not None or k == "value"}, status)
+
+
+def _require(name: str, value: Any, accepted: str) -> Any:
+    if value is None:
+        raise InvalidValueError(name, None, f"required: {accepted}")
+    return value
+
+
+def _number_json(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def create_app(emulator: Emulator, settings: Settings,
+               runner: RealTimeRunner | None = None, run_in_background: bool = True) -> FastAPI:
+    """The ASGI app serving ``emulator``; with ``run_in_background`` the lifespan paces it."""
+    runner = runner or RealTimeRunner(emulator, settings.acceleration, settings.sleeptime,
+                                      do_updates=settings.doUpdates)
+    state = WebState(emulator=emulator, settings=settings, runner=runner)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = None
+        runner.restart_clock()
+        if run_in_background:
+            task = asyncio.create_task(runner.run(stop), name="emulation")
+        log.info("emulator started: %d units, acceleration %g, step %g s",
+                 len(emulator.units), runner.acceleration, emulator.dt)
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            for close in state.on_shutdown:
+                await asyncio.to_thread(close)
+            log.info("emulator stopped at %s", emulator.time_string())
+
+    app = FastAPI(title="apis-emulator", version="0.1.0", lifespan=lifespan,
+                  description="Hardware emulator for apis-main (specification §5). "
+                              "Sign convention: ig > 0 = current from the DC grid into the unit.")
+    app.state.web = state
+    app.add_middleware(RequestGuard, allow=settings.allow)
+    _install_errors(app)
+    _user_routes(app, state)
+    _apis_main_routes(app, state)
+    install_page(app, state)
+    return app
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(UnknownUnitError)
+    async def unknown_unit(request: Request, exc: UnknownUnitError) -> Response:
+        log.warning("refused %s: %s", request.url.path, exc)
+        return _error(404, str(exc), "oesid", exc.unit_id, "an existing unit id")
+
+    @app.exception_handler(InvalidValueError)
+    async def invalid(request: Request, exc: InvalidValueError) -> Response:
+        log.warning("refused %s?%s: %s", request.url.path, request.url.query, exc)
+        return _error(400, str(exc), exc.field, exc.value, exc.accepted)
+
+    @app.exception_handler(StateFileError)
+    async def bad_file(request: Request, exc: StateFileError) -> Response:
+        log.warning("refused %s: %s", request.url.path, exc)
+        status = 404 if "no saved state" in str(exc) else 422
+        return _error(status, str(exc))
+
+    @app.exception_handler(EmulatorError)
+    async def other(request: Request, exc: EmulatorError) -> Response:
+        log.warning("refused %s: %s", request.url.path, exc)
+        return _error(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = first.get("loc", ("", "?"))
+        name = str(loc[-1])
+        value = first.get("input")
+        accepted = _accepted_for(name, first)
+        message = f"{name}={value!r} is not accepted: {accepted}"
+        log.warning("refused %s?%s: %s", request.url.path, request.url.query, message)
+        return _error(400, message, name, value, accepted)
+
+
+def _accepted_for(name: str, error: dict[str, Any]) -> str:
+    if name == "mode":
+        return f"one of {', '.join(MODE_CODES)}"
+    if error.get("type") == "missing":
+        return "a value (the parameter is required)"
+    return "a number, e.g. 350.0, 2.3 or 1.0E-4"
+
+
+def _user_routes(app: FastAPI, state: WebState) -> None:
+    em = state.emulator
+
+    @app.get("/restart", tags=["user"], summary="Reset every unit to the standard parameters")
+    async def restart() -> Response:
+        em.reset()
+        log.info("reset: %d units with standard parameters", len(em.units))
+        return _json(state.all_units())
+
+    @app.get("/add/unit", tags=["user"], summary="Add one unit (id = highest + 1)")
+    async def add_unit() -> Response:
+        log.info("added unit %s", em.add_unit())
+        return _json(state.all_units())
+
+    @app.get("/remove/unit", tags=["user"], summary="Remove the unit with the highest id")
+    async def remove_unit() -> Response:
+        log.info("removed unit %s", em.remove_unit())
+        return _json(state.all_units())
+
+    @app.get("/get/log", tags=["user"], summary="Every unit's full document, by id")
+    async def get_log() -> Response:
+        return _json(state.all_units())
+
+    @app.get("/save", tags=["user"], summary="Save every unit (atomically) to lastSave.json")
+    async def save() -> Response:
+        data = orjson.dumps(em.save_state())
+        async with state.save_lock:
+            await asyncio.to_thread(write_atomically, state.save_path, data)
+        log.info("saved %d units to %s", len(em.units), state.save_path)
+        return _json(state.all_units())
+
+    @app.get("/get/last", tags=["user"], summary="Load the units saved by /save")
+    async def get_last() -> Response:
+        content = await asyncio.to_thread(read_state_file, state.save_path)
+        em.load_state(content, str(state.save_path))
+        log.info("loaded %d units from %s", len(em.units), state.save_path)
+        return _json(state.all_units())
+
+    @app.get("/get/emu/{oesid}", tags=["user"], summary="The emu part of one unit")
+    async def get_emu(oesid: UnitId) -> Response:
+        return _json(state.rendered("emu", oesid, lambda: state.document(oesid)["emu"]))
+
+    @app.get("/get/acc", tags=["user"], summary="Acceleration: emulated seconds per wall second")
+    async def get_acc() -> Response:
+        return _json(_number_json(state.runner.acceleration))
+
+    @app.get("/set/acc/{newacc}", tags=["user"], summary="Set the acceleration (> 0)")
+    async def set_acc(newacc: Annotated[str, Path(description="new acceleration, > 0")]
+                      ) -> Response:
+        acc = state.runner.set_acceleration(newacc)
+        log.info("acceleration set to %g", acc)
+        return _json(_number_json(acc))
+
+    @app.get("/set/emu/{oesid}", tags=["user"],
+             summary="Set emu values: rsoc [%], or the shown powers [W] until the next step")
+    async def set_emu(request: Request, oesid: UnitId,
+                      rsoc: Annotated[float | None, Query(description="0–100 [%]")] = None,
+                      charge_discharge_power: Watts = None, ups_output_power: Watts = None,
+                      pvc_charge_power: Watts = None) -> Response:
+        values: dict[str, Any] = {}
+        for key, raw in request.query_params.multi_items():
+            if key not in EMU_SETTABLE:
+                raise InvalidValueError(key, raw, f"one of the keys {', '.join(EMU_SETTABLE)}")
+        given = {"rsoc": rsoc, "charge_discharge_power": charge_discharge_power,
+                 "ups_output_power": ups_output_power, "pvc_charge_power": pvc_charge_power}
+        values = {k: v for k, v in given.items() if v is not None}
+        em.set_emu(oesid, values)
+        return _json(state.all_units())
+
+
+def _apis_main_routes(app: FastAPI, state: WebState) -> None:
+    em = state.emulator
+
+    @app.get("/get/unit/{oesid}", tags=["apis-main"], summary="One unit, dcdc trimmed")
+    async def get_unit(oesid: UnitId) -> Response:
+        return _json(state.rendered("unit", oesid, lambda: unit_view(state.document(oesid))))
+
+    @app.get("/get/dcdc/status/{oesid}", tags=["apis-main"], summary="DC/DC status and meter")
+    async def get_dcdc_status(oesid: UnitId) -> Response:
+        return _json(state.rendered("status", oesid,
+                                    lambda: dcdc_status_view(state.document(oesid))))
+
+    @app.get("/get/dcdc/{oesid}", tags=["apis-main"], summary="Every DC/DC value of one unit")
+    async def get_dcdc(oesid: UnitId) -> Response:
+        return _json(state.rendered("dcdc", oesid, lambda: dcdc_view(state.document(oesid))))
+
+    @app.get("/set/dcdc/{oesid}", tags=["apis-main"],
+             summary="Set mode, voltage, current (and droop, power meters) of one converter")
+    async def set_dcdc(oesid: UnitId, mode: ModeCode = None, dvg: Volts = None,
+                       dig: Amps = None, drg: Droop = None, p1: Watts = None,
+                       p2: Watts = None) -> Response:
+        em.index(oesid)
+        _require("mode", mode, f"one of {', '.join(MODE_CODES)}")
+        _require("dvg", dvg, "a number in [0, 1000] [V]")
+        _require("dig", dig, "a number in [0, 100] [A]")
+        em.set_dcdc(oesid, mode=mode, dvg=dvg, dig=dig, drg=drg, p1=p1, p2=p2)
+        return _json(set_dcdc_reply(state.document(oesid)))
+
+    @app.get("/set/dcdc/voltage/{oesid}", tags=["apis-main"],
+             summary="Set the DC grid target voltage (and droop) of one converter")
+    async def set_dcdc_voltage(oesid: UnitId, dvg: Volts = None, drg: Droop = None) -> Response:
+        em.index(oesid)
+        _require("dvg", dvg, "a number in [0, 1000] [V]")
+        em.set_dcdc_voltage(oesid, dvg=dvg, drg=drg)  # type: ignore[arg-type]
+        return _json(set_voltage_reply(state.document(oesid)))
+
+    @app.get("/set/dcdc/current/{oesid}", tags=["apis-main"],
+             summary="Set the DC grid current of one converter")
+    async def set_dcdc_current(oesid: UnitId, dig: Amps = None) -> Response:
+        em.index(oesid)
+        _require("dig", dig, "a number in [0, 100] [A]")
+        em.set_dcdc_current(oesid, dig=dig)  # type: ignore[arg-type]
+        return _json(set_current_reply(state.document(oesid)))
+

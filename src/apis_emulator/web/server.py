@@ -1,0 +1,36 @@
+"""Serving: the app on uvicorn, with the real-time runner on the same event loop."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from ..config import Settings
+from ..engine import Emulator
+from ..runner import RealTimeRunner
+from .app import create_app
+
+__all__ = ["serve", "build_server"]
+
+log = logging.getLogger(__name__)
+
+
+def build_server(emulator: Emulator, settings: Settings) -> uvicorn.Server:
+    """A uvicorn server for ``emulator``; SIGINT/SIGTERM stop it cleanly (lifespan shutdown)."""
+    runner = RealTimeRunner(emulator, settings.acceleration, settings.sleeptime,
+                            do_updates=settings.doUpdates)
+    app = create_app(emulator, settings, runner)
+    config = uvicorn.Config(app, host=settings.b_host, port=settings.b_port, log_config=None,
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=5,
+                            loop="auto", http="auto")
+    return uvicorn.Server(config)
+
+
+def serve(emulator: Emulator, settings: Settings) -> int:
+    """Serve until stopped; 0 after a clean stop."""
+    log.info("serving %d units on http://%s:%d/ (data set %s)", len(emulator.units),
+             settings.b_host, settings.b_port, emulator.dataset.name)
+    server = build_server(emulator, settings)
+    server.run()
+    return 0 if server.started else 1

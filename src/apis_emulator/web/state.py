@@ -1,0 +1,106 @@
+"""What the web layer holds beside the emulator: the runner, the save file, rendered caches.
+
+Everything here runs on the event loop that owns the emulator; nothing is shared with threads
+except immutable bytes handed to file writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..config import Settings
+from ..engine import Emulator
+from ..engine.render import all_documents, unit_document
+from ..errors import StateFileError
+from ..runner import RealTimeRunner
+
+__all__ = ["WebState", "write_atomically", "read_state_file"]
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` so that a crash at any moment leaves the old file or the new one.
+
+    A uniquely named temporary file in the same folder is written and fsynced, renamed over
+    ``path`` (atomic on POSIX), and the folder is fsynced so the rename itself is durable.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_state_file(path: Path) -> Any:
+    """The JSON content of a save file; StateFileError if it is missing or not JSON."""
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise StateFileError(f"no saved state at {path}: use Save All (/save) first") from None
+    except (OSError, ValueError) as exc:
+        raise StateFileError(f"{path} is not a valid save file: {exc}") from None
+
+
+@dataclass
+class WebState:
+    """The emulator plus what the server needs around it."""
+
+    emulator: Emulator
+    settings: Settings
+    runner: RealTimeRunner
+    on_shutdown: list[Callable[[], Any]] = field(default_factory=list)
+    _cache_version: int = -1
+    _cache: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    _docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def save_path(self) -> Path:
+        return Path(self.settings.lastSavePath)
+
+    def _fresh(self) -> None:
+        if self._cache_version != self.emulator.version:
+            self._cache.clear()
+            self._docs.clear()
+            self._cache_version = self.emulator.version
+
+    def document(self, unit_id: str) -> dict[str, Any]:
+        """The unit's full document at the present version (rendered once per version)."""
+        self._fresh()
+        doc = self._docs.get(unit_id)
+        if doc is None:
+            doc = unit_document(self.emulator, self.emulator.index(unit_id))
+            self._docs[unit_id] = doc
+        return doc
+
+    def rendered(self, kind: str, key: str, make: Callable[[], Any]) -> bytes:
+        """JSON bytes of ``make()``, cached until the emulator changes."""
+        self._fresh()
+        cached = self._cache.get((kind, key))
+        if cached is None:
+            cached = orjson.dumps(make())
+            self._cache[(kind, key)] = cached
+        return cached
+
+    def all_units(self) -> bytes:
+        return self.rendered("log", "", lambda: all_documents(self.emulator))
