@@ -19,12 +19,18 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from ..config import MODE_CODES, Settings
 from ..engine import EMU_SETTABLE, Emulator
-from ..engine.render import (dcdc_status_view, dcdc_view, set_current_reply, set_dcdc_reply,
-                             set_voltage_reply, unit_view)
+from ..engine.render import (
+    dcdc_status_view,
+    dcdc_view,
+    set_current_reply,
+    set_dcdc_reply,
+    set_voltage_reply,
+    unit_view,
+)
 from ..errors import EmulatorError, InvalidValueError, StateFileError, UnknownUnitError
 from ..runner import RealTimeRunner
 from .guard import RequestGuard
