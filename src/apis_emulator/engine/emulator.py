@@ -396,7 +396,8 @@ class Emulator:
                                "household": int(self.units.house[i]),
                                "bypass": bool(self.units.bypass[i]),
                                "ac_charge": bool(self.units.ac_charge[i]),
-                               "ledger": [float(x) for x in self.units.ledger[i]]}
+                               "ledger": [float(x) for x in self.units.ledger[i]],
+                               "ramp_voltage": self.ramp_voltage, "ramp_rate": self._ramp_rate}
             state[unit_id] = doc
         return state
 
@@ -406,5 +407,10 @@ class Emulator:
 
         units = units_from_documents(self, state, source)
         self.units = units
-        self.ramp_voltage = None
+        self.ramp_voltage, self._ramp_rate = None, 0.0
+        extra = next(iter(state.values())).get("emulator")
+        if isinstance(extra, dict) and isinstance(extra.get("ramp_voltage"), int | float):
+            # the grid was rising when it was saved: it goes on rising from there
+            self.ramp_voltage = float(extra["ramp_voltage"])
+            self._ramp_rate = float(extra.get("ramp_rate") or 0.0)
         self._apply_grid()

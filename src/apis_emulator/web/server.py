@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -16,6 +19,20 @@ __all__ = ["serve", "build_server"]
 log = logging.getLogger(__name__)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a SIGINT/SIGTERM stop exits 0 instead of re-raising the signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def build_server(emulator: Emulator, settings: Settings) -> uvicorn.Server:
     """A uvicorn server for ``emulator``; SIGINT/SIGTERM stop it cleanly (lifespan shutdown)."""
     runner = RealTimeRunner(emulator, settings.acceleration, settings.sleeptime,
@@ -24,7 +41,7 @@ def build_server(emulator: Emulator, settings: Settings) -> uvicorn.Server:
     config = uvicorn.Config(app, host=settings.b_host, port=settings.b_port, log_config=None,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=5,
                             loop="auto", http="auto")
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def serve(emulator: Emulator, settings: Settings) -> int:
