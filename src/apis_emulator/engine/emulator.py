@@ -217,7 +217,7 @@ class Emulator:
         highest = max((self._unit_number(u) for u in self.units.ids), default=0)
         unit_id = self._unit_id(highest + 1)
         self.units = self.units.appended(self.new_units([unit_id]))
-        self._changed()
+        self._apply_grid()  # the new unit's meter and converter loss follow the live grid
         return unit_id
 
     def remove_unit(self) -> str:
@@ -228,14 +228,14 @@ class Emulator:
         victim = int(np.argmax(numbers))
         unit_id = self.units.ids[victim]
         self.units = self.units.taken(np.arange(len(self.units)) != victim)
-        self._changed()
+        self._apply_grid()  # the grid loses a converter, perhaps its reference
         return unit_id
 
     def reset(self) -> None:
         """Units back to the standard parameters, as many as at the start (§4.1 Reset)."""
         self.units = self.new_units([self._unit_id(k) for k in range(1, self.initial_units + 1)])
         self.ramp_voltage = None
-        self._changed()
+        self._apply_grid()  # the grid is down again (a later reference ramps up from 0 V)
 
     # ------------------------------------------------------------------ commands
     def set_dcdc(self, unit_id: str, mode: str | None = None, dvg: float | None = None,
@@ -258,6 +258,8 @@ class Emulator:
             self.units.out[i, _OUT["p2"]] = values["p2"]
         if becomes_reference:
             self._maybe_start_ramp(i)
+        elif self.ramp_voltage is not None and self.ramp_voltage >= self._under_voltage(i):
+            self.ramp_voltage = None  # the grid is up: a change settles at once
         self._apply_grid()
 
     def set_dcdc_voltage(self, unit_id: str, dvg: float, drg: float | None = None) -> None:
@@ -289,10 +291,13 @@ class Emulator:
         self._changed()
 
     # ------------------------------------------------------------------ DC grid
+    def _under_voltage(self, i: int) -> float:
+        """The grid under-voltage threshold param.ugv of unit i [V]: below it the grid is down."""
+        return float(self.units.static[i]["dcdc"]["param"].get("ugv", 300.0))
+
     def _maybe_start_ramp(self, i: int) -> None:
         """A unit became a voltage reference: a down grid rises over RAMP_SECONDS."""
-        under_voltage = float(self.units.static[i]["dcdc"]["param"].get("ugv", 300.0))
-        if self.ramp_voltage is None and self.bus_voltage < under_voltage:
+        if self.ramp_voltage is None and self.bus_voltage < self._under_voltage(i):
             self.ramp_voltage = self.bus_voltage
             self._ramp_rate = float(self.units.dvg[i]) / RAMP_SECONDS
 
@@ -397,6 +402,7 @@ class Emulator:
                                "bypass": bool(self.units.bypass[i]),
                                "ac_charge": bool(self.units.ac_charge[i]),
                                "ledger": [float(x) for x in self.units.ledger[i]],
+                               "out": [float(x) for x in self.units.out[i]],
                                "ramp_voltage": self.ramp_voltage, "ramp_rate": self._ramp_rate}
             state[unit_id] = doc
         return state
