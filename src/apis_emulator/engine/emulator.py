@@ -7,6 +7,7 @@ change of the DC grid is recomputed once, in O(N).
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import json
 import logging
@@ -77,6 +78,23 @@ def data_offset(start: dt.datetime) -> float:
     return offset % YEAR_S
 
 
+def leap_days_passed(start: dt.datetime, elapsed: np.ndarray) -> np.ndarray:
+    """How many 29 Februaries began after ``start`` and by each ``elapsed`` [s].
+
+    Each of them replays the data of 28 February, so from its midnight on the data time is a
+    day behind: a run through a leap year neither shifts nor cuts the data.
+    """
+    count = np.zeros(elapsed.shape)
+    if elapsed.size == 0:
+        return count
+    last = start + dt.timedelta(seconds=float(elapsed.max()))
+    for year in range(start.year, last.year + 1):
+        leap_day = dt.datetime(year, 2, 29) if calendar.isleap(year) else None
+        if leap_day is not None and leap_day > start:
+            count += elapsed >= (leap_day - start).total_seconds()
+    return count
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A copy of what recorders need, taken between two steps."""
@@ -131,6 +149,7 @@ class Emulator:
         self.ramp_voltage: float | None = None  # [V] while a down grid rises
         self._ramp_rate = 0.0  # [V/s]
         self._display_cache: tuple[Units | None, tuple[str, ...]] = (None, ())
+        self._position_cache: tuple[Units | None, dict[str, int]] = (None, {})
         self.units = self.new_units([self._unit_id(k) for k in range(1, self.initial_units + 1)])
         self._apply_grid()
 
@@ -205,11 +224,20 @@ class Emulator:
     def ids(self) -> list[str]:
         return list(self.units.ids)
 
+    def _positions(self) -> dict[str, int]:
+        """Unit id → array position, cached while the units container stays the same object."""
+        if self._position_cache[0] is not self.units:
+            self._position_cache = (self.units, {u: i for i, u in enumerate(self.units.ids)})
+        return self._position_cache[1]
+
+    def has_unit(self, unit_id: str) -> bool:
+        return unit_id in self._positions()
+
     def index(self, unit_id: str) -> int:
         """Position of ``unit_id`` in the arrays; UnknownUnitError if there is none."""
         try:
-            return self.units.ids.index(unit_id)
-        except ValueError:
+            return self._positions()[unit_id]
+        except KeyError:
             raise UnknownUnitError(unit_id, self.units.ids) from None
 
     def add_unit(self) -> str:
@@ -330,7 +358,9 @@ class Emulator:
     # ------------------------------------------------------------------ time
     def _sample_inputs(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Solar value and load sample index/weight at the middle of the next n steps."""
-        t = np.mod(self._offset + (self.step_index + np.arange(n) + 0.5) * self.dt, YEAR_S)
+        mids = (self.step_index + np.arange(n) + 0.5) * self.dt  # [s] since the start
+        t = np.mod(self._offset + mids - 86400.0 * leap_days_passed(self.start_time, mids),
+                   YEAR_S)
         ds = self.dataset
         x = t / ds.solar_interval
         j = np.floor(x).astype(np.int64)

@@ -24,18 +24,15 @@ from fastapi.responses import Response
 from ..config import MODE_CODES, Settings
 from ..engine import EMU_SETTABLE, Emulator
 from ..engine.render import (
-    dcdc_status_view,
-    dcdc_view,
     set_current_reply,
     set_dcdc_reply,
     set_voltage_reply,
-    unit_view,
 )
 from ..errors import EmulatorError, InvalidValueError, StateFileError, UnknownUnitError
 from ..runner import RealTimeRunner
 from .guard import RequestGuard
 from .page import install_page
-from .state import WebState, read_state_file, write_atomically
+from .state import FastReads, WebState, read_state_file, write_atomically
 
 __all__ = ["create_app"]
 
@@ -106,7 +103,8 @@ def create_app(emulator: Emulator, settings: Settings,
                   description="Hardware emulator for apis-main (specification §5). "
                               "Sign convention: ig > 0 = current from the DC grid into the unit.")
     app.state.web = state
-    app.add_middleware(RequestGuard, allow=settings.allow)
+    app.add_middleware(FastReads, state=state)
+    app.add_middleware(RequestGuard, allow=settings.allow)  # added last: runs first
     _install_errors(app)
     _user_routes(app, state)
     _apis_main_routes(app, state)
@@ -196,7 +194,7 @@ def _user_routes(app: FastAPI, state: WebState) -> None:
 
     @app.get("/get/emu/{oesid}", tags=["user"], summary="The emu part of one unit")
     async def get_emu(oesid: UnitId) -> Response:
-        return _json(state.rendered("emu", oesid, lambda: state.document(oesid)["emu"]))
+        return _json(state.unit_read("emu", oesid))
 
     @app.get("/get/acc", tags=["user"], summary="Acceleration: emulated seconds per wall second")
     async def get_acc() -> Response:
@@ -231,16 +229,15 @@ def _apis_main_routes(app: FastAPI, state: WebState) -> None:
 
     @app.get("/get/unit/{oesid}", tags=["apis-main"], summary="One unit, dcdc trimmed")
     async def get_unit(oesid: UnitId) -> Response:
-        return _json(state.rendered("unit", oesid, lambda: unit_view(state.document(oesid))))
+        return _json(state.unit_read("unit", oesid))
 
     @app.get("/get/dcdc/status/{oesid}", tags=["apis-main"], summary="DC/DC status and meter")
     async def get_dcdc_status(oesid: UnitId) -> Response:
-        return _json(state.rendered("status", oesid,
-                                    lambda: dcdc_status_view(state.document(oesid))))
+        return _json(state.unit_read("status", oesid))
 
     @app.get("/get/dcdc/{oesid}", tags=["apis-main"], summary="Every DC/DC value of one unit")
     async def get_dcdc(oesid: UnitId) -> Response:
-        return _json(state.rendered("dcdc", oesid, lambda: dcdc_view(state.document(oesid))))
+        return _json(state.unit_read("dcdc", oesid))
 
     @app.get("/set/dcdc/{oesid}", tags=["apis-main"],
              summary="Set mode, voltage, current (and droop, power meters) of one converter")

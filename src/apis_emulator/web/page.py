@@ -79,6 +79,25 @@ UNIT_COLUMNS: dict[str, Callable[[Units], np.ndarray]] = {
     "drg": lambda u: u.drg,  # droop ratio [-]
 }
 _TEXT_COLUMNS = ("display", "mode", "bypass")
+_EXACT_COLUMNS = ("dvg", "dig", "drg", "p1")  # settings: sent back as they are, never rounded
+
+#: The editable fields of a unit (§4.1 ①–⑩): key, number, label, unit, API, hint.
+FORM_FIELDS: tuple[tuple[str, str, str, str, str, str], ...] = (
+    ("charge_discharge_power", "1", "Charge discharge power", "W", "emu",
+     "battery charge/discharge power, absolute; a value set shows until the next step"),
+    ("rsoc", "2", "rsoc", "%", "emu", "relative state of charge, 0–100"),
+    ("ups_output_power", "3", "ups output power", "W", "emu",
+     "UPS output = household consumption; a value set shows until the next step"),
+    ("pvc_charge_power", "4", "pvc charge power", "W", "emu",
+     "PV controller output; a value set shows until the next step"),
+    ("p1", "5", "Powermeter all", "W", "dcdc", "consumption of house and storage system (p1)"),
+    ("p2", "6", "Powermeter p2", "W", "dcdc", "storage system consumption from AC mains (p2)"),
+    ("mode", "7", "Status", "", "dcdc", "DC/DC converter mode"),
+    ("dig", "8", "Grid current", "A", "dcdc", "DC grid maximum current (dig), 0–100"),
+    ("dvg", "9", "Grid voltage", "V", "dcdc", "DC grid target voltage (dvg), 0–1000"),
+    ("drg", "10", "Droop ratio", "", "dcdc",
+     "DC grid droop rate (drg) as a fraction, 0–1: 0.039 = 3.9 %"),
+)
 
 
 # ---------------------------------------------------------------------- history
@@ -134,6 +153,8 @@ class History:
         """Take a sample if the emulated clock entered a new ``spacing`` slot."""
         slot = int(em.elapsed // self.spacing)
         if slot == self._last_slot:
+            return
+        if em.step_index == 0:  # nothing has been computed yet: all powers read 0
             return
         if slot < self._last_slot:  # the clock went back: old samples no longer line up
             self.clear()
@@ -298,9 +319,10 @@ def install_page(app: FastAPI, state: WebState) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index(request: Request) -> HTMLResponse:
         page = templates.get_template("index.html")
-        return HTMLResponse(page.render(title="APIS HW emulator", modes=MODE_CODES,
-                                        mode_names=state.settings.modes,
-                                        refresh_s=5))
+        config = {"refresh_s": 5, "modes": dict(state.settings.modes),
+                  "fields": [{"key": f[0], "api": f[4]} for f in FORM_FIELDS]}
+        return HTMLResponse(page.render(title="APIS HW emulator", fields=FORM_FIELDS,
+                                        modes=state.settings.modes, config=config))
 
     @app.get("/api/status", tags=["page"], summary="Clock, pace, unit count, bus voltage")
     async def status() -> Response:
@@ -376,6 +398,8 @@ def _unit_table(em: Emulator, wanted: tuple[str, ...]) -> dict[str, Any]:
             table[name] = [MODE_CODES[m] for m in u.mode.tolist()]
         elif name == "bypass":
             table[name] = u.bypass.tolist()
+        elif name in _EXACT_COLUMNS:
+            table[name] = (UNIT_COLUMNS[name](u) + 0.0).tolist()
         else:
             table[name] = _rounded(UNIT_COLUMNS[name](u))
     return table

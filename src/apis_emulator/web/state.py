@@ -19,11 +19,17 @@ import orjson
 
 from ..config import Settings
 from ..engine import Emulator
-from ..engine.render import all_documents, unit_document
+from ..engine.render import (
+    all_documents,
+    dcdc_status_view,
+    dcdc_view,
+    unit_document,
+    unit_view,
+)
 from ..errors import StateFileError
 from ..runner import RealTimeRunner
 
-__all__ = ["WebState", "write_atomically", "read_state_file"]
+__all__ = ["WebState", "FastReads", "write_atomically", "read_state_file", "READ_VIEWS"]
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -104,3 +110,51 @@ class WebState:
 
     def all_units(self) -> bytes:
         return self.rendered("log", "", lambda: all_documents(self.emulator))
+
+    def unit_read(self, kind: str, unit_id: str) -> bytes:
+        """JSON of one of the per-unit read views (READ_VIEWS) of ``unit_id``."""
+        view = READ_VIEWS[kind]
+        return self.rendered(kind, unit_id, lambda: view(self.document(unit_id)))
+
+    def fast_read(self, path: str) -> bytes | None:
+        """The answer to a hot read path, or None to let the full router handle it."""
+        if path == "/get/log":
+            return self.all_units()
+        for prefix, kind in READ_PREFIXES:
+            if path.startswith(prefix):
+                unit_id = path[len(prefix):]
+                if self.emulator.has_unit(unit_id):
+                    return self.unit_read(kind, unit_id)
+                return None  # unknown unit, or a longer path: the router answers
+        return None
+
+
+#: Per-unit read views by kind (the same functions serve the router and the fast path).
+READ_VIEWS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "unit": unit_view, "status": dcdc_status_view, "dcdc": dcdc_view,
+    "emu": lambda doc: doc["emu"]}
+READ_PREFIXES = (("/get/unit/", "unit"), ("/get/dcdc/status/", "status"))
+
+
+class FastReads:
+    """ASGI layer that answers the polled read paths straight from the render cache.
+
+    apis-main polls /get/unit every 5 s per unit and the page polls /get/log; the full router's
+    matching and parameter solving costs more than the answer itself.  Everything else, and
+    every error, goes on to the router.
+    """
+
+    def __init__(self, app: Any, state: WebState):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            body = self.state.fast_read(scope["path"])
+            if body is not None:
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
