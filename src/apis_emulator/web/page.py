@@ -371,9 +371,14 @@ def install_page(app: FastAPI, state: WebState) -> None:
         errors = check_unit_values(dict(request.query_params.items()))
         if not errors:
             return _json({"ok": True})
-        listed = [{"error": str(e), "field": e.field, "value": e.value, "accepted": e.accepted}
-                  for e in errors]
+        listed = [{"error": str(e), "field": e.field, "value": _json_value(e.value),
+                   "accepted": e.accepted} for e in errors]
         return _json({**listed[0], "errors": listed}, 400)
+
+
+def _json_value(value: Any) -> Any:
+    """JSON has no NaN or infinity: show the text that was sent, as the API does."""
+    return str(value) if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _wanted_columns(fields: str | None) -> tuple[str, ...]:

@@ -609,6 +609,13 @@
     }
   }
 
+  /** New data; the legend shows the latest values unless the cursor points at others. */
+  function showLatest(plot, data) {
+    plot.setData(data);
+    const hovering = plot.cursor.left != null && plot.cursor.left >= 0;
+    if (!hovering && data[0].length) plot.setLegend({ idx: data[0].length - 1 });
+  }
+
   /** Append the new samples to a kept history (trimmed to the server's window). */
   function merge(kept, fresh, keys) {
     if (!kept || !fresh.t.length || (kept.t.length && fresh.t[0] <= kept.t[kept.t.length - 1])) {
@@ -628,7 +635,7 @@
     const keys = ['pv', 'load', 'acin', 'dcgrid', 'rsoc'];
     S.hist.community = merge(S.hist.community, fresh, keys);
     const h = S.hist.community;
-    communityPlot().setData([h.t, h.pv, h.load, h.acin, h.dcgrid, h.rsoc]);
+    showLatest(communityPlot(), [h.t, h.pv, h.load, h.acin, h.dcgrid, h.rsoc]);
   }
 
   async function loadUnitHistory() {
@@ -642,8 +649,8 @@
     S.hist.unitId = id;
     const h = S.hist.unit;
     unitPlots();
-    S.plots.unit.setData([h.t, h.pv, h.load, h.flow, h.rsoc]);
-    S.plots.ig.setData([h.t, h.ig]);
+    showLatest(S.plots.unit, [h.t, h.pv, h.load, h.flow, h.rsoc]);
+    showLatest(S.plots.ig, [h.t, h.ig]);
     const hours = h.t.length > 1 ? (h.t[h.t.length - 1] - h.t[0]) / 3600 : 0;
     $('d-plot-note').textContent = `${fmt(hours, 1)} h emulated, ${h.t.length} samples`;
   }

@@ -1,0 +1,153 @@
+"""Helpers of the page tests: a tiny data set, a real server process, Debian's chromium.
+
+Imported by tests/test_page_*.py (the fixtures live in those modules and call these helpers).
+Every server runs as ``python -m apis_emulator serve`` on a free loopback port with its working
+directory in tmp_path, so its log/ and jsontmp/ land there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "PageServer", "write_page_dataset", "start_page_server",
+           "launch_chromium", "NetworkLog", "open_page"]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def write_page_dataset(directory: Path, households: int = 4) -> Path:
+    """Solar: 365 rows × 24 hourly W (a bell around noon); load: 365 rows per household."""
+    directory.mkdir(parents=True, exist_ok=True)
+    day = [max(0.0, 1500.0 * (1 - ((h - 12) / 6) ** 2)) for h in range(24)]
+    (directory / "solar.csv").write_text(
+        "\n".join(",".join(f"{v:.1f}" for v in day) for _ in range(365)) + "\n")
+    lines = ["date,house,a,b,c,d," + ",".join(f"v{k}" for k in range(48))]
+    for house in range(1, households + 1):
+        values = ",".join(f"{0.25 + 0.05 * ((k + house) % 5):.3f}" for k in range(48))
+        lines += [f"{20190101 + d},{house},0,0,0,0,{values}" for d in range(365)]
+    (directory / "load.csv").write_text("\n".join(lines) + "\n")
+    (directory / "dataset.json").write_text(json.dumps(
+        {"name": "page-test", "solar": {"file": "solar.csv", "unit": "W"},
+         "load": {"file": "load.csv", "layout": "rows"}}))
+    return directory
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PageServer:
+    """A running ``apis_emulator serve`` process."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    cwd: Path
+    out: Path
+
+    def get(self, path: str) -> Any:
+        """GET ``path`` from the API (as apis-main would: no browser headers); JSON body."""
+        response = httpx.get(self.url + path, timeout=15.0)
+        response.raise_for_status()
+        return response.json()
+
+    def unit(self, unit_id: str) -> dict[str, Any]:
+        return self.get("/get/log")[unit_id]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.out.read_text(errors="replace") if self.out.exists() else ""
+
+
+def start_page_server(cwd: Path, data: Path, units: int, acceleration: float,
+                      extra: list[str] | None = None, timeout: float = 90.0) -> PageServer:
+    """Start a server and wait until it answers."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APIS_EMULATOR_")}
+    command = [sys.executable, "-m", "apis_emulator", "serve", str(units), "--port", str(port),
+               "--data", str(data), "--acceleration", str(acceleration), *(extra or [])]
+    out = cwd / "server.out"
+    with open(out, "wb") as sink:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink,
+                                   stderr=subprocess.STDOUT)
+    server = PageServer(process, f"http://127.0.0.1:{port}", cwd, out)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(server.url + "/api/status", timeout=1.0).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server did not answer within {timeout} s:\n{server.log()}")
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's chromium (never a downloaded browser)."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
+                           "(apt-get install chromium)")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@dataclass
+class NetworkLog:
+    """Every URL the browser requested, and the page's script errors."""
+
+    urls: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def foreign(self, base: str) -> list[str]:
+        """Requests that went anywhere but the emulator at ``base``."""
+        return [u for u in self.urls if not u.startswith(base + "/")]
+
+    def paths(self, base: str) -> list[str]:
+        return [u[len(base):] for u in self.urls if u.startswith(base + "/")]
+
+
+@contextmanager
+def open_page(browser: Any, server: PageServer, query: str = "", log: NetworkLog | None = None,
+              viewport: tuple[int, int] = (1400, 1000)) -> Iterator[tuple[Any, NetworkLog]]:
+    """A fresh page on the server's ``/``, with its first values drawn; dialogs are accepted."""
+    log = log if log is not None else NetworkLog()
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    page.on("request", lambda request: log.urls.append(request.url))
+    page.on("pageerror", lambda exc: log.errors.append(str(exc)))
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        page.goto(f"{server.url}/{query}")
+        page.wait_for_selector("body[data-ready]", timeout=30_000)
+        yield page, log
+    finally:
+        context.close()
