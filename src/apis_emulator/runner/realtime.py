@@ -60,6 +60,7 @@ class RealTimeRunner:
     def set_acceleration(self, value: object) -> float:
         """New acceleration from now on; the emulated time so far is kept."""
         acc = check_acceleration(value)
+        self._run_due()  # what is due at the old pace runs first, not later at the new one
         self._reanchor()
         self._acc = acc
         return acc
@@ -80,7 +81,14 @@ class RealTimeRunner:
         return max(0, int(math.floor((target - self.emulator.elapsed) / self.emulator.dt + 1e-9)))
 
     def tick(self) -> int:
-        """Run the due steps; returns how many ran."""
+        """Run the due steps and tell the listeners; returns how many steps ran."""
+        due = self._run_due()
+        self.ticks += 1
+        for listener in self.listeners:
+            listener(self.emulator)
+        return due
+
+    def _run_due(self) -> int:
         due = self.due_steps()
         limit = max(1, int(self._acc * self.max_lag / self.emulator.dt))
         if due > limit:
@@ -92,9 +100,6 @@ class RealTimeRunner:
             due = limit
         if due:
             self.emulator.advance(due, power_flow=self.do_updates)
-        self.ticks += 1
-        for listener in self.listeners:
-            listener(self.emulator)
         return due
 
     def pace(self) -> float:
