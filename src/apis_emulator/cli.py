@@ -63,8 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--indiv-interval", type=float,
                      help="individual-log interval [s] of emulated time; 0 = no log "
                           "(default 900)")
+    sim.add_argument("--db", default="sqlite",
+                     help="database: 'sqlite' (a file in --out, the default), a dburl "
+                          "(postgresql://…, http://…) or 'none'")
+    sim.add_argument("--indiv-format", choices=("csv", "parquet"), default="csv",
+                     help="individual-log format (default csv)")
     sim.add_argument("--no-progress", action="store_true", help="no progress bar")
     _common(sim)
+    rep = sub.add_parser("report", help="summarise a recorded run: totals, ratios, PNG plots")
+    rep.add_argument("run_dir", help="directory of a run (simulate --out DIR, or data/output)")
+    rep.add_argument("--out", help="where to write report.md and the plots (default RUN_DIR)")
+    rep.add_argument("--no-plots", action="store_true", help="only the text report")
+    rep.add_argument("--logging-config", help="a logging.conf to use instead of the shipped one")
     return parser
 
 
@@ -84,8 +94,10 @@ def _simulate(args: argparse.Namespace) -> int:
     interval = settings.indivLogInterval if args.indiv_interval is None else args.indiv_interval
     log.info("simulating %g days of %d units (data set %s, step %g s) into %s", args.days,
              len(emulator.units), dataset.name, emulator.dt, args.out)
+    database: bool | str = {"sqlite": True, "none": False}.get(args.db, args.db)
     result = simulate(emulator, args.days, args.out, indiv_interval=interval or None,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, database=database,
+                      indiv_format=args.indiv_format)
     totals = result.totals
     log.info("done in %.1f s: pv %.1f kWh, demand %.1f kWh, AC in %.1f kWh, ssr_real %s",
              result.wall_s, (totals.get("pv") or 0) / 1000, (totals.get("demand") or 0) / 1000,
@@ -108,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.logging_config)
     try:
+        if args.command == "report":
+            from .report import report
+
+            print(report(args.run_dir, args.out, plots=not args.no_plots).text, end="")
+            return 0
         if args.command == "simulate":
             return _simulate(args)
         return _serve(args)

@@ -1,38 +1,75 @@
 """Individual log (specification §7.1 saveIndividualToCSV): one row per unit per interval.
 
-Rows are formatted and written by a writer thread fed through a bounded queue, so the engine
-keeps stepping while text is made (memory stays bounded: a full queue makes the producer wait).
-Each block is flushed as a whole; a crash loses at most the blocks not yet written.
+Columns (power-flow-model §7): id, time, display, rsoc [%], pvc_charge_power [W],
+ups_output_power [W], charge_discharge_power [W, absolute], wg [W, > 0 = from the DC grid into
+the unit], p2 [W, from the AC mains].  Rows are formatted (compiled, :mod:`.textfmt`) and written
+by the sink's own thread; each batch of whole rows goes to the file in a single ``write``, so a
+killed process leaves only complete rows behind.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-import queue
-import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..engine import OUT_FIELDS, Snapshot
 from .textfmt import encode_column, format_rows
+from .worker import RecorderError, SinkWorker, write_all
 
-__all__ = ["INDIV_COLUMNS", "IndividualCSV", "individual_block"]
+__all__ = ["INDIV_COLUMNS", "INDIV_TIME_FORMAT", "UnitsBlock", "IndividualCSV",
+           "individual_block", "open_new_file"]
 
 INDIV_COLUMNS = ("id", "time", "display", "rsoc", "pvc_charge_power", "ups_output_power",
                  "charge_discharge_power", "wg", "p2")
+INDIV_TIME_FORMAT = "%Y/%m/%d-%H:%M:%S"
 _O = {name: i for i, name in enumerate(OUT_FIELDS)}
+_DECIMALS = np.array([4, 3, 3, 3, 3, 3], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class UnitsBlock:
+    """The per-unit values of one snapshot, shared read-only by every per-unit sink.
+
+    ``numbers`` has one row per unit and the columns ``INDIV_COLUMNS[3:]``: rsoc [%], then
+    powers [W].
+    """
+
+    time: dt.datetime
+    ids: tuple[str, ...]
+    displays: tuple[str, ...]
+    numbers: np.ndarray
+
+    @classmethod
+    def of(cls, snap: Snapshot) -> UnitsBlock:
+        out = snap.out
+        numbers = np.column_stack([snap.rsoc, out[:, _O["pv"]], out[:, _O["load"]],
+                                   np.abs(out[:, _O["flow"]]), snap.wg, out[:, _O["p2"]]])
+        numbers.setflags(write=False)
+        return cls(snap.time, snap.ids, snap.displays, numbers)
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def individual_block(snap: Snapshot) -> tuple[tuple[str, ...], tuple[str, ...], str, np.ndarray]:
     """What one snapshot contributes: ids, displays, time text and the numbers (n × 6)."""
-    out = snap.out
-    numbers = np.column_stack([snap.rsoc, out[:, _O["pv"]], out[:, _O["load"]],
-                               np.abs(out[:, _O["flow"]]), snap.wg, out[:, _O["p2"]]])
-    return snap.ids, snap.displays, snap.time.strftime("%Y/%m/%d-%H:%M:%S"), numbers
+    block = UnitsBlock.of(snap)
+    return block.ids, block.displays, block.time.strftime(INDIV_TIME_FORMAT), block.numbers
 
 
-_DECIMALS = np.array([4, 3, 3, 3, 3, 3], dtype=np.int64)
+def open_new_file(path: Path, header: bytes) -> int:
+    """Create (or empty) ``path``, write ``header`` in one write; the descriptor."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    except OSError as exc:
+        raise RecorderError(f"cannot create {path}: {exc.strerror}") from None
+    write_all(fd, header)
+    return fd
 
 
 class _Encoder:
@@ -42,53 +79,54 @@ class _Encoder:
         self._key: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._cols: tuple = ()
 
-    def __call__(self, ids: tuple[str, ...], displays: tuple[str, ...], when: str,
-                 numbers: np.ndarray) -> bytes:
-        if self._key != (ids, displays):
-            self._key = (ids, displays)
-            self._cols = (encode_column(ids), encode_column(displays))
-        return format_rows(self._cols[0], encode_column([when]), self._cols[1], numbers,
-                           _DECIMALS)
+    def __call__(self, block: UnitsBlock, time_text: str) -> bytes:
+        if self._key != (block.ids, block.displays):
+            self._key = (block.ids, block.displays)
+            self._cols = (encode_column(block.ids), encode_column(block.displays))
+        return format_rows(self._cols[0], encode_column([time_text]), self._cols[1],
+                           block.numbers, _DECIMALS)
 
 
-class IndividualCSV:
-    """Appends the rows of each snapshot to a CSV file, written by a thread of its own."""
+class IndividualCSV(SinkWorker):
+    """Appends the rows of each :class:`UnitsBlock` to a CSV file (rsoc to 4 decimals, powers
+    to 3), from a thread of its own.  The data reach the kernel when the queue runs empty (or
+    every ``max_batch`` blocks); ``fsync`` every ``sync_interval`` wall seconds and at close.
+    """
 
-    def __init__(self, path: str | os.PathLike[str], max_blocks: int = 256):
+    def __init__(self, path: str | os.PathLike[str], max_items: int = 256, block: bool = True,
+                 sync_interval: float = 10.0):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "wb")
-        self._fh.write((",".join(INDIV_COLUMNS) + "\n").encode())
+        super().__init__(f"individual log {self.path}", max_items=max_items, block=block)
+        self._fd = open_new_file(self.path, (",".join(INDIV_COLUMNS) + "\n").encode())
         self._encode = _Encoder()
-        self._fh.flush()
-        self._queue: queue.Queue[tuple | None] = queue.Queue(maxsize=max_blocks)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="indivlog-writer", daemon=True)
-        self._thread.start()
+        self._sync_interval = sync_interval
+        self._last_sync = self.clock()
+        self._dirty = False
+        self.rows = 0
+        self.start()
 
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is not None:
-                continue
+    def write(self, item: UnitsBlock | Snapshot) -> bool:
+        """Queue the rows of one block (a snapshot is turned into its block)."""
+        return self.put(item if isinstance(item, UnitsBlock) else UnitsBlock.of(item))
+
+    def handle(self, batch: list[UnitsBlock]) -> None:
+        data = b"".join(self._encode(b, b.time.strftime(INDIV_TIME_FORMAT)) for b in batch)
+        write_all(self._fd, data)
+        self.rows += sum(len(b) for b in batch)
+        self._dirty = True
+        self.idle()
+
+    def idle(self) -> None:
+        """fsync at most every ``sync_interval`` seconds, when something was written."""
+        if self._dirty and self.clock() - self._last_sync >= self._sync_interval:
+            os.fsync(self._fd)
+            self._dirty = False
+            self._last_sync = self.clock()
+
+    def finish(self) -> None:
+        if self._fd >= 0:
             try:
-                self._fh.write(self._encode(*item))
-                if self._queue.empty():
-                    self._fh.flush()
-            except BaseException as exc:  # reported to the producer on its next call
-                self._error = exc
-
-    def write(self, snap: Snapshot) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(individual_block(snap))
-
-    def close(self) -> None:
-        if self._fh.closed:
-            return
-        self._queue.put(None)
-        self._thread.join()
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        if self._error is not None:
-            raise self._error
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = -1

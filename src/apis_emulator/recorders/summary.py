@@ -2,26 +2,31 @@
 
 One row per emulated day, energies in [Wh] summed over the units, then a ``sum`` and an ``avg``
 row when the run closes.  Rows are computed from engine snapshots (differences of each unit's
-energy ledger), written and flushed as each day ends: nothing waits in memory for the exit.
+energy ledger), written and synced as each day ends: nothing waits in memory for the exit.
+A ratio whose denominator is zero is an empty cell.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
 from ..engine import LEDGER_FIELDS, Snapshot
+from .indivlog import open_new_file
+from .worker import SinkWorker, write_all
 
 __all__ = ["SUMMARY_COLUMNS", "DayRow", "DailySummary", "SummaryCSV", "ratios"]
 
 SUMMARY_COLUMNS = ("time", "pv", "demand", "acin", "wasted", "acloss", "dcloss", "loss",
                    "avgrsoc", "wg", "deltaBatt", "ssr_real", "ssr_pv", "sor", "r_utility")
 _L = {name: i for i, name in enumerate(LEDGER_FIELDS)}
+#: Ledger columns that only grow while a unit runs: a fall means the unit was reset or reloaded.
+_MONOTONE = np.array([_L[name] for name in ("pv", "load", "wasted", "acloss", "dcloss")])
 _ENERGIES = ("pv", "demand", "acin", "wasted", "acloss", "dcloss", "loss", "wg", "deltaBatt")
 
 
@@ -46,6 +51,11 @@ class DayRow:
     time: str
     values: dict[str, float | None]
 
+    @property
+    def day(self) -> str | None:
+        """The day as ISO text (``2019-01-31``), None for the ``sum`` and ``avg`` rows."""
+        return self.time.replace("/", "-") if self.time[:1].isdigit() else None
+
     def cells(self) -> list[str]:
         out = [self.time]
         for column in SUMMARY_COLUMNS[1:]:
@@ -55,27 +65,43 @@ class DayRow:
 
 
 class DailySummary:
-    """Turns snapshots taken at day ends into summary rows (pure, no I/O)."""
+    """Turns snapshots taken at day ends into summary rows (pure, no I/O).
+
+    Energies are differences of each unit's ledger (the engine's own running sums), so the
+    rows add up exactly to the ledger.  ``deltaBatt`` is the change of the stored energy of all
+    units [Wh]: with equal battery sizes it equals power-flow-model §7's
+    (avgrsoc − previous avgrsoc) · Σ batterySize / 100, and it stays exact when sizes differ or
+    units come and go.
+    """
 
     def __init__(self, first: Snapshot):
-        self._prev = self._by_unit(first)
+        self._base = self._by_unit(first)
+        self._carry = np.zeros(len(LEDGER_FIELDS))  # [Wh] of segments closed by rebase()
+        self._carry_delta = 0.0  # [Wh]
         self._rows: list[DayRow] = []  # day rows only: a year is 365 small rows
-        self._prev_rsoc = float(np.mean(first.rsoc)) if len(first.ids) else 0.0
+        self.last_step = first.step
 
     @staticmethod
     def _by_unit(snap: Snapshot) -> dict[str, tuple[np.ndarray, float]]:
         return {uid: (snap.ledger[i].copy(), float(snap.energy[i]))
                 for i, uid in enumerate(snap.ids)}
 
-    def day_row(self, snap: Snapshot, label: str) -> DayRow:
-        """The row for the time since the previous call, labelled ``label``."""
-        ledger = np.zeros(len(LEDGER_FIELDS))
-        delta = 0.0
+    @property
+    def rows(self) -> tuple[DayRow, ...]:
+        return tuple(self._rows)
+
+    def _segment(self, snap: Snapshot) -> tuple[np.ndarray, float]:
+        """Ledger and stored-energy change of the units since the baseline [Wh]."""
+        ledger = self._carry.copy()
+        delta = self._carry_delta
         for i, uid in enumerate(snap.ids):
-            before, energy_before = self._prev.get(uid, (np.zeros(len(LEDGER_FIELDS)),
-                                                         float(snap.energy[i])))
+            before, energy_before = self._base.get(uid, (snap.ledger[i], float(snap.energy[i])))
             ledger += snap.ledger[i] - before
             delta += float(snap.energy[i]) - energy_before
+        return ledger, delta
+
+    def _row(self, snap: Snapshot, label: str) -> DayRow:
+        ledger, delta = self._segment(snap)
         avg = float(np.mean(snap.rsoc)) if len(snap.ids) else 0.0
         values: dict[str, float | None] = {
             "pv": ledger[_L["pv"]], "demand": ledger[_L["load"]], "acin": ledger[_L["acin"]],
@@ -85,47 +111,96 @@ class DailySummary:
             "wg": ledger[_L["wg_in"]], "deltaBatt": delta}
         values.update(ratios(ledger[_L["pv"]], ledger[_L["load"]], ledger[_L["acin"]],
                              ledger[_L["wasted"]], delta))
-        self._prev = self._by_unit(snap)
-        self._prev_rsoc = avg
-        row = DayRow(label, {k: (float(v) if v is not None else None) for k, v in values.items()})
+        return DayRow(label, {k: (float(v) if v is not None else None)
+                              for k, v in values.items()})
+
+    def rebase(self, before: Snapshot, after: Snapshot) -> None:
+        """The units were replaced between ``before`` and ``after`` (reset, load, add,
+        remove): keep what was counted up to ``before`` and go on from there.
+
+        A unit that goes on (same id, its ledger not restarted) goes on from its ``before``
+        values, exactly; a new, reset or reloaded unit from its ``after`` values, which leaves
+        out at most the steps between the change and ``after`` for that unit.
+        """
+        self._carry, self._carry_delta = self._segment(before)
+        previous = {uid: i for i, uid in enumerate(before.ids)}
+        base = {}
+        for i, uid in enumerate(after.ids):
+            j = previous.get(uid)
+            if j is not None and bool(np.all(after.ledger[i, _MONOTONE] >=
+                                             before.ledger[j, _MONOTONE])):
+                base[uid] = (before.ledger[j].copy(), float(before.energy[j]))
+            else:
+                base[uid] = (after.ledger[i].copy(), float(after.energy[i]))
+        self._base = base
+
+    def day_row(self, snap: Snapshot, label: str) -> DayRow:
+        """The row for the time since the previous call, labelled ``label``."""
+        row = self._row(snap, label)
+        self._base = self._by_unit(snap)
+        self._carry = np.zeros(len(LEDGER_FIELDS))
+        self._carry_delta = 0.0
+        self.last_step = snap.step
         self._rows.append(row)
         return row
 
     def closing_rows(self) -> list[DayRow]:
         """The ``sum`` and ``avg`` rows over the day rows so far."""
-        if not self._rows:
+        return self._closing(self._rows)
+
+    def so_far(self, snap: Snapshot) -> dict[str, float | None]:
+        """Totals since the start, the day in progress included (§4.2.4's "stats so far");
+        changes nothing."""
+        rows = list(self._rows)
+        if snap.step != self.last_step:
+            rows.append(self._row(snap, "now"))
+        closing = self._closing(rows)
+        return dict(closing[0].values) if closing else {}
+
+    @staticmethod
+    def _closing(rows: list[DayRow]) -> list[DayRow]:
+        if not rows:
             return []
-        total = {k: float(sum(r.values[k] or 0.0 for r in self._rows)) for k in _ENERGIES}
-        total["avgrsoc"] = float(np.mean([r.values["avgrsoc"] or 0.0 for r in self._rows]))
-        total.update(ratios(total["pv"], total["demand"], total["acin"], total["wasted"],
-                            total["deltaBatt"]))
-        n = len(self._rows)
-        avg: dict[str, float | None] = {k: total[k] / n for k in _ENERGIES}
-        avg["avgrsoc"] = total["avgrsoc"]
-        avg.update(ratios(avg["pv"] or 0.0, avg["demand"] or 0.0, avg["acin"] or 0.0,
-                          avg["wasted"] or 0.0, avg["deltaBatt"] or 0.0))
-        summed: dict[str, float | None] = dict(total)
-        return [DayRow("sum", summed), DayRow("avg", avg)]
+        sums = {k: float(sum(r.values[k] or 0.0 for r in rows)) for k in _ENERGIES}
+        n = len(rows)
+        mean_rsoc = float(np.mean([r.values["avgrsoc"] or 0.0 for r in rows]))
+        total: dict[str, float | None] = {**sums, "avgrsoc": mean_rsoc}
+        total.update(ratios(sums["pv"], sums["demand"], sums["acin"], sums["wasted"],
+                            sums["deltaBatt"]))
+        avg: dict[str, float | None] = {k: sums[k] / n for k in _ENERGIES}
+        avg["avgrsoc"] = mean_rsoc
+        avg.update(ratios(sums["pv"] / n, sums["demand"] / n, sums["acin"] / n,
+                          sums["wasted"] / n, sums["deltaBatt"] / n))
+        return [DayRow("sum", total), DayRow("avg", avg)]
 
 
-class SummaryCSV:
-    """Writes summary rows to a CSV file, each row flushed and synced as it is written."""
+class SummaryCSV(SinkWorker):
+    """Writes summary rows to a CSV file from a thread of its own: each batch of rows in a
+    single ``write``, then ``fsync`` (a day row is rare and precious)."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], max_items: int = 64, block: bool = True):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = open(self.path, "w", newline="", encoding="utf-8")
-        self._csv = csv.writer(self._fh, lineterminator="\n")
-        self._write([list(SUMMARY_COLUMNS)])
+        super().__init__(f"summary CSV {self.path}", max_items=max_items, block=block)
+        self._fd = open_new_file(self.path, _line(list(SUMMARY_COLUMNS)))
+        self.start()
 
-    def _write(self, rows: list[list[str]]) -> None:
-        self._csv.writerows(rows)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+    def write(self, rows: list[DayRow]) -> bool:
+        return self.put(tuple(rows))
 
-    def write(self, rows: list[DayRow]) -> None:
-        self._write([r.cells() for r in rows])
+    def handle(self, batch: list[tuple[DayRow, ...]]) -> None:
+        write_all(self._fd, b"".join(_line(r.cells()) for rows in batch for r in rows))
+        os.fsync(self._fd)
 
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+    def finish(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+
+
+def _line(cells: list[str]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue().encode("utf-8")

@@ -9,12 +9,22 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["format_rows", "encode_column"]
+__all__ = ["format_rows", "encode_column", "csv_field"]
+
+_NEEDS_QUOTES = frozenset(',"\r\n')
+
+
+def csv_field(text: str) -> str:
+    """``text`` as one CSV field (RFC 4180): quoted, with quotes doubled, only when needed."""
+    if _NEEDS_QUOTES.isdisjoint(text):
+        return text
+    return '"' + text.replace('"', '""') + '"'
 
 
 def encode_column(texts: tuple[str, ...] | list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Strings as a zero-padded byte matrix and their lengths (the formatter's input)."""
-    raw = [t.encode("utf-8") for t in texts]
+    """Strings as CSV fields in a zero-padded byte matrix, and their lengths (the formatter's
+    input); a text with a comma, a quote or a line break is quoted."""
+    raw = [csv_field(t).encode("utf-8") for t in texts]
     width = max((len(r) for r in raw), default=0)
     matrix = np.zeros((len(raw), max(width, 1)), dtype=np.uint8)
     for i, r in enumerate(raw):
@@ -68,7 +78,9 @@ def _format(a, a_len, b, b_len, c, c_len, numbers, decimals):  # pragma: no cove
             buf[pos] = 44  # ','
             pos += 1
         for j in range(n_cols):
-            pos = _put_fixed(buf, pos, numbers[i, j], decimals[j], digits)
+            value = numbers[i, j]
+            if value == value and abs(value) < 1e14:  # NaN or out of range: an empty field
+                pos = _put_fixed(buf, pos, value, decimals[j], digits)
             buf[pos] = 44 if j < n_cols - 1 else 10
             pos += 1
     return buf[:pos]
@@ -78,7 +90,8 @@ def format_rows(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, 
                 third: tuple[np.ndarray, np.ndarray], numbers: np.ndarray,
                 decimals: np.ndarray) -> bytes:
     """CSV lines: three text columns (from :func:`encode_column`; a one-row column repeats)
-    then the numbers in fixed point with ``decimals[j]`` digits (|value| < 1e14)."""
+    then the numbers in fixed point with ``decimals[j]`` digits; NaN or |value| >= 1e14 gives
+    an empty field."""
     return _format(first[0], first[1], second[0], second[1], third[0], third[1],
                    np.ascontiguousarray(numbers, dtype=np.float64),
                    np.asarray(decimals, dtype=np.int64)).tobytes()

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from ..engine import Emulator
 from ..errors import InvalidValueError
-from ..recorders import DailySummary, DayRow, IndividualCSV, SummaryCSV
+from ..recorders import RecorderPlan, Recorders, day_label, frozen_documents, run_info
 
 __all__ = ["simulate", "SimulationResult"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,70 +33,101 @@ class SimulationResult:
     steps: int
     wall_s: float
     out_dir: Path
-    files: dict[str, Path] = field(default_factory=dict)
+    files: dict[str, Any] = field(default_factory=dict)
     totals: dict[str, float | None] = field(default_factory=dict)
+    #: The signal (SIGINT/SIGTERM) that stopped the run early, or None.
+    interrupted: int | None = None
+    #: Per sink: items written, dropped, queue high-water mark, error.
+    recorders: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _next_midnight(when: dt.datetime) -> dt.datetime:
     return dt.datetime.combine(when.date() + dt.timedelta(days=1), dt.time())
 
 
+@contextmanager
+def _stop_on_signals(enabled: bool) -> Iterator[dict[str, int]]:
+    """While inside: SIGINT/SIGTERM only ask the loop to stop (``flag["signal"]``)."""
+    flag: dict[str, int] = {}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def ask_to_stop(signum: int, frame: object) -> None:
+        if "signal" not in flag:
+            log.warning("%s: stopping after the current step; writing the partial day and the "
+                        "closing rows", signal.Signals(signum).name)
+        flag["signal"] = signum
+
+    previous = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def simulate(emulator: Emulator, days: float, out_dir: str | Path,
              indiv_interval: float | None = 900.0, progress: bool = True,
-             summary: bool = True) -> SimulationResult:
+             summary: bool = True, *, database: bool | str | None = True,
+             indiv_format: str = "csv", handle_signals: bool = True,
+             plan: RecorderPlan | None = None) -> SimulationResult:
     """Run ``days`` of emulated time as fast as possible, writing the outputs as it goes.
 
-    The daily summary (``summary.csv``) gets a row at every emulated midnight and the partial
-    last day, then the ``sum`` and ``avg`` rows; the individual log (``indivLog.csv``) gets a
-    block every ``indiv_interval`` emulated seconds (None or 0: no individual log).
+    Into ``out_dir``: the daily summary (``summary.csv``, a row at every emulated midnight and
+    for the partial last day, then the ``sum`` and ``avg`` rows), the individual log
+    (``indivLog.csv``, or ``indivLog.parquet/`` with ``indiv_format="parquet"``; a block every
+    ``indiv_interval`` emulated seconds; None or 0: no log) and the database
+    (``apis-emulator.sqlite``; ``database`` may instead be a dburl — postgresql://, http:// —
+    or False).  ``plan`` replaces all of these choices.
+
+    SIGINT/SIGTERM (with ``handle_signals``, in the main thread) stop the stepping; the partial
+    day and the closing rows are written, everything is flushed and closed, and the result says
+    ``interrupted``.
     """
     if not (isinstance(days, int | float) and math.isfinite(days) and days > 0):
         raise InvalidValueError("days", days, "a number of days > 0")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     em = emulator
+    plan = plan or RecorderPlan.headless(out, summary=summary, indiv_interval=indiv_interval,
+                                         indiv_format=indiv_format, database=database)
     end_step = em.step_index + int(round(days * 86400.0 / em.dt))
-    log_every = int(round(indiv_interval / em.dt)) if indiv_interval else 0
-    days_summary = DailySummary(em.snapshot())
-    files: dict[str, Path] = {}
-    summary_csv = SummaryCSV(out / "summary.csv") if summary else None
-    indiv_csv = IndividualCSV(out / "indivLog.csv") if log_every else None
-    if summary_csv:
-        files["summary"] = summary_csv.path
-    if indiv_csv:
-        files["indivLog"] = indiv_csv.path
+    log_every = int(round((plan.indiv_interval or 0.0) / em.dt)) if plan.samples_units else 0
+    recorders = Recorders(plan, em.snapshot(), run_info(em, "simulate"))
     started = time.perf_counter()
-    rows: list[DayRow] = []
     bar = tqdm(total=end_step - em.step_index, unit="step", unit_scale=True, disable=not progress,
                desc=f"simulate {len(em.units)} units", mininterval=0.5)
+    stopped: int | None = None
     try:
-        next_day = em.step_index + em.steps_until(_next_midnight(em.now))
-        next_log = em.step_index + log_every if log_every else end_step + 1
-        while em.step_index < end_step:
-            target = min(next_day, next_log, end_step)
-            n = target - em.step_index
-            em.advance(n)
-            bar.update(n)
-            if em.step_index == next_log:
-                indiv_csv.write(em.snapshot())  # type: ignore[union-attr]
-                next_log += log_every
-            if em.step_index == next_day or em.step_index == end_step:
-                label = (em.now - dt.timedelta(seconds=1)).strftime("%Y/%m/%d")
-                row = days_summary.day_row(em.snapshot(), label)
-                rows.append(row)
-                if summary_csv:
-                    summary_csv.write([row])
-                next_day = em.step_index + em.steps_until(_next_midnight(em.now))
-        closing = days_summary.closing_rows()
-        if summary_csv:
-            summary_csv.write(closing)
-    finally:
+        with _stop_on_signals(handle_signals) as flag:
+            next_day = em.step_index + em.steps_until(_next_midnight(em.now))
+            next_log = em.step_index + log_every if log_every else end_step + 1
+            while em.step_index < end_step and "signal" not in flag:
+                target = min(next_day, next_log, end_step)
+                n = target - em.step_index
+                em.advance(n)
+                bar.update(n)
+                if em.step_index == next_log:
+                    snap = em.snapshot()
+                    docs = frozen_documents(em) if recorders.wants_documents else None
+                    recorders.log_units(snap, docs)
+                    next_log += log_every
+                if em.step_index == next_day and em.step_index < end_step:
+                    recorders.end_day(em.snapshot(), day_label(em.now))
+                    next_day = em.step_index + em.steps_until(_next_midnight(em.now))
+            stopped = flag.get("signal")
+    except BaseException:
         bar.close()
-        if summary_csv:
-            summary_csv.close()
-        if indiv_csv:
-            indiv_csv.close()
+        try:
+            recorders.close(em.snapshot())
+        except Exception as exc:  # the first error is the one to show
+            log.error("closing the recorders after an error: %s", exc)
+        raise
+    bar.close()
+    closing = recorders.close(em.snapshot())
     wall = time.perf_counter() - started
     totals = closing[0].values if closing else {}
-    return SimulationResult(days=days, steps=end_step, wall_s=wall, out_dir=out, files=files,
-                            totals=totals)
+    return SimulationResult(days=days, steps=em.step_index, wall_s=wall, out_dir=out,
+                            files=recorders.files, totals=totals, interrupted=stopped,
+                            recorders=recorders.status())

@@ -11,6 +11,7 @@ import uvicorn
 
 from ..config import Settings
 from ..engine import Emulator
+from ..recorders import ServedRecording
 from ..runner import RealTimeRunner
 from .app import create_app
 
@@ -38,6 +39,9 @@ def build_server(emulator: Emulator, settings: Settings) -> uvicorn.Server:
     runner = RealTimeRunner(emulator, settings.acceleration, settings.sleeptime,
                             do_updates=settings.doUpdates)
     app = create_app(emulator, settings, runner)
+    recording = ServedRecording(emulator, settings)  # opens its files now, before serving
+    runner.listeners.append(recording.on_tick)
+    app.state.web.on_shutdown.append(recording.close)  # partial day + closing rows, flushed
     config = uvicorn.Config(app, host=settings.b_host, port=settings.b_port, log_config=None,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=5,
                             loop="auto", http="auto")

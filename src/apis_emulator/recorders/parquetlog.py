@@ -1,0 +1,155 @@
+"""Individual log as Parquet, for long runs: a directory of part files, each valid once closed.
+
+A Parquet file is readable only once its footer is written, so the log is a directory
+(``indivLog.parquet/``) of parts ``part-00000.parquet``, ``part-00001.parquet``, …  The part in
+progress is written as a hidden ``.part-NNNNN.parquet.tmp`` (Parquet readers skip names that
+start with a dot) and renamed once closed: a killed process leaves only valid, complete parts,
+and loses at most the part in progress — at most ``part_seconds`` of wall time or
+``rows_per_file`` rows.  Read the whole log with ``pyarrow.parquet.read_table(directory)``.
+
+Columns as the CSV log (:data:`~.indivlog.INDIV_COLUMNS`): ``id`` and ``display`` strings
+(dictionary-encoded),
+``time`` a timestamp [s] of emulated local time, the six numbers as float64 (rsoc [%], powers
+[W]).  Needs pyarrow (``pip install 'apis-emulator[parquet]'``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .indivlog import INDIV_COLUMNS, UnitsBlock
+from .worker import RecorderError, SinkWorker
+
+__all__ = ["IndividualParquet", "import_pyarrow"]
+
+
+def import_pyarrow() -> tuple[Any, Any]:
+    """``(pyarrow, pyarrow.parquet)``, or RecorderError saying how to install them."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise RecorderError("the Parquet individual log needs pyarrow: install it with "
+                            "pip install 'apis-emulator[parquet]' (or pip install pyarrow), "
+                            "or use a .csv indivLogPath") from None
+    return pa, pq
+
+
+class IndividualParquet(SinkWorker):
+    """Writes :class:`UnitsBlock` rows into Parquet part files in ``directory``.
+
+    Parameters
+    ----------
+    directory : path
+        Created if missing; parts of an earlier run in it are removed.
+    rows_per_file : int
+        A part is closed after this many rows.
+    part_seconds : float
+        [s] wall time after which a part with rows in it is closed even if not full.
+    row_group_rows : int
+        Rows buffered in memory before they are written as one row group.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], rows_per_file: int = 1_000_000,
+                 part_seconds: float = 60.0, row_group_rows: int = 131_072,
+                 max_items: int = 256, block: bool = True):
+        self._pa, self._pq = import_pyarrow()
+        self.path = Path(directory)
+        super().__init__(f"individual log {self.path}", max_items=max_items, block=block)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            for old in [*self.path.glob("part-*.parquet"), *self.path.glob(".part-*.tmp")]:
+                old.unlink()
+        except OSError as exc:
+            raise RecorderError(f"cannot prepare {self.path}: {exc.strerror}") from None
+        self.rows_per_file = int(rows_per_file)
+        self.part_seconds = float(part_seconds)
+        self.row_group_rows = int(row_group_rows)
+        self.parts: list[Path] = []
+        self.rows = 0
+        text = self._pa.dictionary(self._pa.int32(), self._pa.string())
+        self._schema = self._pa.schema(
+            [("id", text), ("time", self._pa.timestamp("s")), ("display", text)]
+            + [(name, self._pa.float64()) for name in INDIV_COLUMNS[3:]])
+        self._buffer: list[UnitsBlock] = []
+        self._buffered = 0
+        self._writer: Any = None
+        self._tmp: Path | None = None
+        self._part_rows = 0
+        self._part_started = 0.0
+        self.start()
+
+    def write(self, block: UnitsBlock) -> bool:
+        return self.put(block)
+
+    # ------------------------------------------------------------------ writer thread
+    def handle(self, batch: list[UnitsBlock]) -> None:
+        for block in batch:
+            if not len(block):
+                continue
+            if self._writer is None:
+                self._open_part()
+            self._buffer.append(block)
+            self._buffered += len(block)
+            self._part_rows += len(block)
+            self.rows += len(block)
+            if self._buffered >= self.row_group_rows:
+                self._write_buffer()
+            if self._part_rows >= self.rows_per_file:
+                self._close_part()
+        self.idle()
+
+    def idle(self) -> None:
+        if self._writer is not None and self.clock() - self._part_started >= self.part_seconds:
+            self._close_part()
+
+    def finish(self) -> None:
+        if self._writer is not None:
+            self._close_part()
+
+    def _open_part(self) -> None:
+        number = len(self.parts)
+        self._tmp = self.path / f".part-{number:05d}.parquet.tmp"
+        self._writer = self._pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
+        self._part_rows = 0
+        self._part_started = self.clock()
+
+    def _write_buffer(self) -> None:
+        if not self._buffer:
+            return
+        pa = self._pa
+        blocks, self._buffer, self._buffered = self._buffer, [], 0
+        seconds = np.repeat(np.array([b.time for b in blocks], dtype="datetime64[s]"),
+                            [len(b) for b in blocks])
+        numbers = np.concatenate([b.numbers for b in blocks])
+        columns = [self._texts(blocks, "ids"), pa.array(seconds, pa.timestamp("s")),
+                   self._texts(blocks, "displays")]
+        columns += [pa.array(numbers[:, j]) for j in range(numbers.shape[1])]
+        self._writer.write_table(pa.Table.from_arrays(columns, schema=self._schema))
+
+    def _texts(self, blocks: list[UnitsBlock], name: str) -> Any:
+        """A dictionary-encoded text column: the unit ids once, then small integers."""
+        pa = self._pa
+        values: dict[str, int] = {}
+        indices = []
+        for block in blocks:
+            codes = [values.setdefault(text, len(values)) for text in getattr(block, name)]
+            indices.append(np.asarray(codes, dtype=np.int32))
+        return pa.DictionaryArray.from_arrays(pa.array(np.concatenate(indices)),
+                                              pa.array(list(values), pa.string()))
+
+    def _close_part(self) -> None:
+        self._write_buffer()
+        self._writer.close()
+        self._writer = None
+        tmp, self._tmp = self._tmp, None
+        assert tmp is not None
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        final = self.path / f"part-{len(self.parts):05d}.parquet"
+        os.replace(tmp, final)
+        self.parts.append(final)
