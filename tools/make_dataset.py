@@ -5,7 +5,8 @@
     python tools/make_dataset.py --seed 5 --out DIR --households 100 --jobs 2
 
 Writes DIR/solar.csv.gz, DIR/load.csv.gz and DIR/dataset.json (see docs/dataset.md), and by
-default the figure docs/dataset-year.png (``--plot ''`` to skip it).
+default the figure docs/dataset-year.png (``--plot ''`` to skip it).  ``--from-files`` only
+rewrites dataset.json and the figure from the two data files already in DIR.
 
 Sources, all shipped by registry packages, so nothing is downloaded:
 
@@ -91,9 +92,10 @@ def load_weather() -> dict[str, Any]:
     data, meta = pvlib.iotools.read_tmy3(str(tmy_path()), map_variables=True)
     if len(data) != DAYS * 24:
         raise SystemExit(f"{TMY_FILE}: expected 8760 hours, found {len(data)}")
-    source_year = {}
-    for stamp in data.index[:-1]:  # the last stamp (24:00 of 31 Dec) rolls into the next year
-        source_year.setdefault(int(stamp.month), int(stamp.year))
+    source_year: dict[int, int] = {}
+    for stamp in data.index:  # hour-ending stamps: the hour began one hour earlier
+        start = stamp - dt.timedelta(hours=1)
+        source_year.setdefault(int(start.month), int(start.year))
     return {
         "ghi": data["ghi"].to_numpy(dtype=float),
         "dni": data["dni"].to_numpy(dtype=float),
@@ -358,7 +360,7 @@ def metadata(seed: int, households: int, weather: dict[str, Any], poa: np.ndarra
     summer = daily[season_mask((6, 7, 8))].mean()
     sizes = [r["params"]["occupants"] for r in results]
     return {
-        "name": "Greensboro TMY3 + 100 CREST households",
+        "name": f"Greensboro TMY3 + {households} CREST households",
         "description": (
             "Default community: a typical meteorological year of Greensboro, North Carolina "
             "(NREL TMY3, shipped with pvlib) transposed onto a 30 degree south-facing panel, and "
@@ -462,6 +464,7 @@ def plot(path: Path, poa: np.ndarray, results: list[dict[str, Any]]) -> None:
                   f"{PANEL_EFFICIENCY} x {PCS_EFFICIENCY})")
     ax.plot(days, per_house, color="tab:blue", lw=0.8,
             label=f"community load / {len(results)} households")
+    ax.set_ylim(0, 1.3 * max(pv_kwh.max(), per_house.max()))  # room for the legend
     ax.set_ylabel("kWh per day per house")
     ax.set_title("Default data set: daily PV energy and load, per house (Greensboro TMY3)")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%b"))
@@ -475,6 +478,7 @@ def plot(path: Path, poa: np.ndarray, results: list[dict[str, Any]]) -> None:
                     label="appliances + lighting (CREST model)")
     ax.fill_between(days, total - climate, total, color="tab:red", alpha=0.5,
                     label="air conditioning + furnace fans")
+    ax.set_ylim(0, 1.25 * total.max())
     ax.set_ylabel("kWh per day")
     ax.set_title(f"Daily community load, {len(results)} households")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%b"))
@@ -487,6 +491,8 @@ def plot(path: Path, poa: np.ndarray, results: list[dict[str, Any]]) -> None:
     for r in results[:5]:
         ax.step(t, r["load_kw"][start * 48:(start + 7) * 48], where="post", lw=0.8,
                 label=f"household {r['hid']} ({r['params']['occupants']} pers.)")
+    ax.set_ylim(0, 1.2 * max(r["load_kw"][start * 48:(start + 7) * 48].max()
+                             for r in results[:5]))
     ax.set_ylabel("kW (half-hour mean)")
     ax.set_title("One summer week, five households, half-hour resolution")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b"))
@@ -497,18 +503,46 @@ def plot(path: Path, poa: np.ndarray, results: list[dict[str, Any]]) -> None:
     plt.close(fig)
 
 
+def read_back(out: Path) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """The irradiance and household series of a generated data set, for --plot-only."""
+    solar = gzip.decompress((out / "solar.csv.gz").read_bytes()).decode("ascii")
+    poa = np.array([[float(v) for v in line.split(",")] for line in solar.splitlines()])
+    text = gzip.decompress((out / "load.csv.gz").read_bytes()).decode("ascii")
+    table = np.array([[float(v) for v in line.split(",")] for line in text.splitlines()[1:]])
+    results = []
+    for block in table.reshape(-1, DAYS, table.shape[1]):
+        results.append({
+            "hid": int(block[0, 1]),
+            "params": {"occupants": int(block[0, 2])},
+            "load_kw": block[:, 6:].reshape(-1),
+            "climate_kwh": block[:, 3],
+        })
+    return poa.reshape(-1), results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--seed", type=int, default=None,
+                    help=f"default {DEFAULT_SEED}; with --from-files, the one in dataset.json")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--households", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                     help="worker processes (the result does not depend on it)")
     ap.add_argument("--plot", default=str(DEFAULT_PLOT),
                     help="where to write the figure; '' to skip it")
+    ap.add_argument("--from-files", action="store_true",
+                    help="do not simulate: rewrite dataset.json and the figure from the "
+                         "solar and load files already in --out")
     args = ap.parse_args(argv)
     if args.households < 1:
         ap.error("--households must be at least 1")
+    if args.from_files:
+        if args.seed is None and (args.out / "dataset.json").is_file():
+            args.seed = int(json.loads((args.out / "dataset.json").read_text())["seed"])
+        args.seed = DEFAULT_SEED if args.seed is None else args.seed
+        finish(args, _weather(), time.monotonic())
+        return 0
+    args.seed = DEFAULT_SEED if args.seed is None else args.seed
 
     t0 = time.monotonic()
     weather = _weather()
@@ -535,7 +569,15 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         lines.extend(household_rows(args.seed, r["hid"], r))
     write_gzip(args.out / "load.csv.gz", "\n".join(lines) + "\n")
-    meta = metadata(args.seed, args.households, weather, poa, results)
+    finish(args, weather, t0)
+    return 0
+
+
+def finish(args: argparse.Namespace, weather: dict[str, Any], t0: float) -> None:
+    """dataset.json and the figure, from the written files alone (so they depend on nothing
+    but the files' numbers)."""
+    poa, results = read_back(args.out)
+    meta = metadata(args.seed, len(results), weather, poa, results)
     (args.out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
     if args.plot:
         plot(Path(args.plot), poa, results)
@@ -546,7 +588,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("solar.csv.gz", "load.csv.gz", "dataset.json"):
         print(f"  {args.out / name}: {(args.out / name).stat().st_size:,} bytes")
     print(f"done in {time.monotonic() - t0:.0f} s")
-    return 0
 
 
 def _progress(r: dict[str, Any], done: int, total: int, t0: float) -> None:
