@@ -45,8 +45,12 @@ def solve_bus(dvg: np.ndarray, dig: np.ndarray, drg: np.ndarray,
     Returns ``(V [V], s [A] per reference, scale)``; ``scale`` < 1 when the grid is overloaded and
     the converters' currents must be scaled by it.
     """
-    stiff = drg <= 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # a droop span drg·dvg of (almost) 0 V is stiff: it holds dvg exactly (drg 0, or dvg 0;
+    # a span below 1e-9 of dvg would also make the breakpoints below coincide in floats)
+    stiff = drg * dvg <= 1e-9 * np.maximum(dvg, 1.0)
+    # the sums below round: a demand at a limit may miss it by an ulp and must still fit
+    tol = 1e-9 * (1.0 + abs(demand) + float(dig.sum()))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # stiff ones masked
         slope = np.where(stiff, 0.0, dig / (drg * dvg))
         half_width = np.where(stiff, 0.0, np.where(slope > 0, dig / slope, 0.0))
     # a stiff reference at exactly V can take any current within its limit
@@ -56,9 +60,9 @@ def solve_bus(dvg: np.ndarray, dig: np.ndarray, drg: np.ndarray,
         fixed[at_v] = 0.0
         rest = demand - fixed.sum()
         capacity = dig[at_v].sum()
-        if -capacity <= rest <= capacity:
+        if -capacity - tol <= rest <= capacity + tol:
             share = dig[at_v] / capacity if capacity > 0 else np.zeros(int(at_v.sum()))
-            fixed[at_v] = rest * share
+            fixed[at_v] = min(max(rest, -capacity), capacity) * share
             return float(v), fixed, 1.0
     # otherwise V lies where the droop references' sum crosses the demand
     points = np.unique(np.concatenate([dvg - half_width, dvg + half_width, dvg]))
@@ -72,6 +76,10 @@ def solve_bus(dvg: np.ndarray, dig: np.ndarray, drg: np.ndarray,
         if lo <= demand <= hi and hi > lo:
             v = points[j] + (hi - demand) / (hi - lo) * (points[j + 1] - points[j])
             s = _injection(v, dvg, dig, slope, stiff)
+            # a steep droop amplifies the rounding of v: the sloped ones take the residual
+            free = ~stiff & (np.abs(s) < dig)
+            if free.any():
+                s[free] += (demand - s.sum()) * slope[free] / slope[free].sum()
             return float(v), s, 1.0
         if hi == lo == demand:
             v = points[j]

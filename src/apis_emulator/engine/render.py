@@ -175,7 +175,7 @@ def _load_one(em: Emulator, units: Units, i: int, doc: dict[str, Any], where: st
     if code not in MODE_CODES:
         raise StateFileError(f"{where}: dcdc.status.status={code!r} is not one of "
                              f"{', '.join(MODE_CODES)}")
-    extra = doc.get("emulator") if isinstance(doc.get("emulator"), dict) else {}
+    extra: dict[str, Any] = doc["emulator"] if isinstance(doc.get("emulator"), dict) else {}
     capacity = float(extra.get("battery_size_wh", units.capacity[i]))
     if "energy_wh" in extra:
         energy = _number(extra, ("energy_wh",), where, 0.0, capacity)
@@ -202,6 +202,10 @@ def _load_one(em: Emulator, units: Units, i: int, doc: dict[str, Any], where: st
     units.out[i, _O["p2"]] = _number(doc, ("dcdc", "powermeter", "p2"), where, -1e6, 1e6)
     current = _number(doc, ("emu", "battery_current"), where, -1e6, 1e6)
     units.out[i, _O["flow"]] = current * em.settings.batteryVoltage
+    shown = extra.get("out")
+    if isinstance(shown, list) and len(shown) == len(OUT_FIELDS) and all(
+            isinstance(x, int | float) and np.isfinite(x) for x in shown):
+        units.out[i] = shown  # the full-precision copy (losses too, not in the document)
     kwh1 = _number(doc, ("dcdc", "powermeter", "kwh1"), where, -1e12, 1e12)
     kwh2 = _number(doc, ("dcdc", "powermeter", "kwh2"), where, -1e12, 1e12)
     units.kwh_base[i] = (kwh1, kwh2 - units.ledger[i, _L["acin"]] / 1000.0)

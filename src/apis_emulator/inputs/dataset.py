@@ -91,7 +91,7 @@ def _lines(text: str) -> list[tuple[int, list[str]]]:
             if line.strip()]
 
 
-def _parse_row(path: Path, line_no: int, cells: list[str], first_col: int = 1) -> list[float]:
+def _parse_row(path: Path, line_no: int, cells: list[str], first_col: int = 1) -> np.ndarray:
     """Numbers of ``cells``; a bad cell names its 1-based column (cells[0] is first_col)."""
     try:
         values = [float(c) for c in cells]
@@ -103,12 +103,15 @@ def _parse_row(path: Path, line_no: int, cells: list[str], first_col: int = 1) -
             except ValueError:
                 raise DataFileError(path, f"{cell.strip()!r} is not a number", line_no,
                                     col) from None
-    bad = [i for i, v in enumerate(values) if not np.isfinite(v) or v < 0]
-    if bad:
-        col = bad[0] + first_col
-        raise DataFileError(path, f"{cells[bad[0]].strip()!r} is not a finite number >= 0",
-                            line_no, col)
-    return values
+    # one vectorised check per row (a check per value took seconds for 100 households), and
+    # an array per row, not a list of float objects: a fifth of the memory
+    row = np.array(values, dtype=np.float64)
+    ok = np.isfinite(row) & (row >= 0)
+    if not ok.all():
+        first = int(np.argmin(ok))
+        raise DataFileError(path, f"{cells[first].strip()!r} is not a finite number >= 0",
+                            line_no, first + first_col)
+    return row
 
 
 def _looks_numeric(cells: list[str]) -> bool:
@@ -168,7 +171,7 @@ def read_load_csv(path: str | Path, layout: str = "auto") -> np.ndarray:
 
 def _read_rows_layout(path: Path, body: list[tuple[int, list[str]]]) -> np.ndarray:
     first = ROWS_FIRST_VALUE_COLUMN - 1
-    per_house: dict[str, list[list[float]]] = {}
+    per_house: dict[str, list[np.ndarray]] = {}
     for line_no, cells in body:
         if len(cells) < first + 48:
             raise DataFileError(path, f"has {len(cells)} columns; the rows layout needs "

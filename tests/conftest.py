@@ -1,0 +1,141 @@
+"""Shared fixtures: tiny data sets written to tmp_path, and emulators built on them.
+
+A data set is written in the specification's formats (power-flow-model §1, dataset.py):
+solar 365 rows × 24 hourly values, load in the ``rows`` layout (header; household id in column
+2; 48 half-hourly kW values from column 7) or the ``wide`` layout (households side by side in
+blocks of 48 columns), plus ``dataset.json`` naming the solar unit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from apis_emulator.config import Settings
+from apis_emulator.engine import Emulator
+from apis_emulator.inputs import DAYS, DataSet, load_dataset
+
+#: The reference settings of specification §7.1 that the hand-computed tests rely on.
+REFERENCE = {"constantSystemLoss": 17.5, "DCCstLoss": 4.5, "DCChargeLoss": 71.0,
+             "DCDischargeLoss": 55.0, "battModeLoss_a": 0.140, "battModeLoss_c": 129.0,
+             "transLoss_a": 0.027, "transLoss_c": 57.0, "bypassModeLoss_a": 0.033,
+             "bypassModeLoss_c": 67.0, "ACChargeLoss": 10.0, "ACChargeAmount": 150.0,
+             "UPS_TRIGGER_BATT_OFF": 30.0, "UPS_TRIGGER_BATT_ON": 35.0,
+             "UPS_TRIGGER_AC_OFF": 25.0, "UPS_TRIGGER_AC_ON": 20.0, "batteryVoltage": 48.0,
+             "batterySize": 4800.0}
+
+
+def solar_array(solar: float | np.ndarray) -> np.ndarray:
+    """A (365, 24) solar table from a constant or anything that broadcasts to it."""
+    return np.broadcast_to(np.asarray(solar, dtype=np.float64), (DAYS, 24)).copy()
+
+
+def load_array(load: float | np.ndarray, households: int = 1) -> np.ndarray:
+    """A (households, 365, 48) load table [kW] from a constant or a broadcastable array."""
+    return np.broadcast_to(np.asarray(load, dtype=np.float64), (households, DAYS, 48)).copy()
+
+
+def _cells(values: np.ndarray) -> str:
+    return ",".join(repr(float(v)) for v in values)
+
+
+def write_solar(path: Path, solar: np.ndarray) -> Path:
+    path.write_text("".join(_cells(row) + "\n" for row in solar), encoding="utf-8")
+    return path
+
+
+def write_load(path: Path, load: np.ndarray, layout: str = "rows") -> Path:
+    """Write a (households, 365, 48) table [kW] in the ``rows`` or ``wide`` layout."""
+    lines = []
+    if layout == "rows":
+        lines.append("date,household_id,c2,c3,c4,c5," + ",".join(f"t{k}" for k in range(48)))
+        for h, days in enumerate(load, start=1):
+            lines += [f"{2019001 + d},{h},0,0,0,0,{_cells(day)}" for d, day in enumerate(days)]
+    else:
+        lines += [_cells(load[:, d, :].reshape(-1)) for d in range(DAYS)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_dataset(directory: Path, solar: float | np.ndarray = 0.0,
+                  load: float | np.ndarray = 0.5, unit: str = "W", households: int = 1,
+                  layout: str = "rows") -> Path:
+    """Write a data set directory: solar.csv, load.csv, dataset.json; returns the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_solar(directory / "solar.csv", solar_array(solar))
+    write_load(directory / "load.csv", load_array(load, households), layout)
+    meta = {"name": directory.name, "solar": {"file": "solar.csv", "unit": unit},
+            "load": {"file": "load.csv", "layout": layout}}
+    (directory / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
+    return directory
+
+
+def dataset_from_arrays(solar: float | np.ndarray = 0.0, load: float | np.ndarray = 0.5,
+                        households: int = 1, unit: str = "W") -> DataSet:
+    """The same data set built in memory (for property tests that must not touch the disk)."""
+    return DataSet(solar=solar_array(solar).reshape(-1), solar_unit=unit,
+                   load_kw=load_array(load, households).reshape(households, -1),
+                   meta={"name": "in-memory"}, path="")
+
+
+def settings(**changes: Any) -> Settings:
+    """Reference settings with a Δt of 1 s unless changed."""
+    values: dict[str, Any] = {**REFERENCE, "step": 1.0}
+    values.update(changes)
+    return Settings(**values)
+
+
+@pytest.fixture
+def make_dataset(tmp_path: Path) -> Callable[..., DataSet]:
+    """``make_dataset(solar=0.0, load=0.5, unit="W", households=1, layout="rows")`` → DataSet.
+
+    ``solar`` broadcasts to (365, 24) [W or W/m²], ``load`` to (households, 365, 48) [kW].
+    Each call writes a fresh directory under tmp_path and reads it with ``load_dataset``.
+    """
+    counter = iter(range(1_000_000))
+
+    def make(**kwargs: Any) -> DataSet:
+        return load_dataset(write_dataset(tmp_path / f"dataset{next(counter)}", **kwargs))
+
+    return make
+
+
+@pytest.fixture
+def make_emulator(make_dataset: Callable[..., DataSet]) -> Callable[..., Emulator]:
+    """``make_emulator(n_units=None, solar=0.0, load=0.5, unit="W", households=1, **settings)``.
+
+    Settings are the reference ones with Δt = 1 s; keyword arguments that name a setting
+    (``step``, ``initialRsoc``, ``start`` …) change it.
+    """
+
+    def make(n_units: int | None = None, solar: float | np.ndarray = 0.0,
+             load: float | np.ndarray = 0.5, unit: str = "W", households: int = 1,
+             layout: str = "rows", **changes: Any) -> Emulator:
+        dataset = make_dataset(solar=solar, load=load, unit=unit, households=households,
+                               layout=layout)
+        return Emulator(settings(**changes), dataset, n_units)
+
+    return make
+
+
+def state_of(em: Emulator) -> dict[str, Any]:
+    """Everything an emulator holds, copied, for exact before/after comparisons."""
+    u = em.units
+    arrays = {name: getattr(u, name).copy() for name in u.array_fields()}
+    return {"arrays": arrays, "ids": list(u.ids), "static": json.dumps(u.static),
+            "step": em.step_index, "bus": em.bus_voltage, "ramp": em.ramp_voltage}
+
+
+def assert_same_state(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Exactly equal, array by array (NaN nowhere expected)."""
+    assert before["ids"] == after["ids"]
+    assert before["static"] == after["static"]
+    assert (before["step"], before["bus"], before["ramp"]) == (
+        after["step"], after["bus"], after["ramp"])
+    for name, array in before["arrays"].items():
+        np.testing.assert_array_equal(after["arrays"][name], array, err_msg=name)
