@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from web_support import Server, local_safety_errors, start_server, write_dataset
 
 UNITS = ("E001", "E002", "E003")
@@ -29,7 +30,7 @@ def emulated_seconds(text: str) -> float:
     return time.mktime(time.strptime(text, "%Y/%m/%d-%H:%M:%S"))
 
 
-def check_bus(c: httpx.Client, dynamic: set[str] = set(UNITS)) -> dict[str, dict]:
+def check_bus(c: httpx.Client, dynamic: frozenset[str] = frozenset(UNITS)) -> dict[str, dict]:
     """Kirchhoff, wg = vg·ig and apis-main's safety checks over every unit."""
     units = {u: c.get(f"/get/unit/{u}").json() for u in UNITS}
     meters = [u["dcdc"]["meter"] for u in units.values()]

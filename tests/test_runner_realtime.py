@@ -6,13 +6,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from web_support import write_dataset
 
 from apis_emulator.config import Settings
 from apis_emulator.engine import Emulator
 from apis_emulator.errors import InvalidValueError
 from apis_emulator.inputs import load_dataset
 from apis_emulator.runner import RealTimeRunner
+from web_support import write_dataset
 
 
 class Clock:
@@ -92,3 +92,18 @@ def test_run_stops_when_asked(emulator: Emulator) -> None:
 
     asyncio.run(main())
     assert runner.ticks >= 3 and emulator.elapsed > 0
+
+
+def test_a_tick_never_takes_much_more_than_half_its_interval(tmp_path: Path) -> None:
+    """At an acceleration the machine cannot follow, steps are dropped, not queued."""
+    import time as wall
+
+    emulator = Emulator(Settings(step=1.0), load_dataset(write_dataset(tmp_path, 2)), 1000)
+    runner = RealTimeRunner(emulator, 1e6, 0.05)  # the real monotonic clock
+    runner.tick()
+    wall.sleep(0.05)
+    runner.tick()  # learns the cost of a step
+    wall.sleep(0.05)
+    steps = runner.tick()
+    assert 0 < steps < 1e6 * 0.05 / emulator.dt  # fewer than were due
+    assert runner.behind_s > 0

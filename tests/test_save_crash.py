@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from web_support import start_server, write_dataset
 
 KILLS = 50

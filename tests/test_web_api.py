@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from web_support import Server, start_server, write_dataset
 
 NUMBER = (int, float)

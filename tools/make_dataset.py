@@ -372,6 +372,7 @@ def metadata(seed: int, households: int, weather: dict[str, Any], poa: np.ndarra
             "file": "solar.csv.gz",
             "unit": "W/m2",
             "interval_minutes": 60,
+            "samples": "interval-mean",
             "quantity": "plane-of-array global irradiance, hourly mean, hour h = [h:00, h+1:00)",
             "time": "local standard time (UTC-5, no daylight saving)",
             "panel_tilt_deg": PANEL_TILT,
@@ -384,6 +385,7 @@ def metadata(seed: int, households: int, weather: dict[str, Any], poa: np.ndarra
             "unit": "kW",
             "layout": "rows",
             "interval_minutes": 30,
+            "samples": "interval-mean",
             "households": households,
             "columns_3_to_6": (
                 "occupants, that day's air-conditioning + furnace-fan energy in kWh "

@@ -329,8 +329,8 @@ class Emulator:
             self.ramp_voltage = self.bus_voltage
             self._ramp_rate = float(self.units.dvg[i]) / RAMP_SECONDS
 
-    def _apply_grid(self) -> None:
-        """Recompute every unit's meter from the converters' settings, once, in O(N)."""
+    def _apply_grid(self, shift_flow: bool = True) -> None:
+        """Recompute every unit's meter (and shown battery flow) once, in O(N)."""
         u = self.units
         v, ig = solve_grid(u.mode, u.dvg, u.dig, u.drg)
         if not (u.mode == VOLTAGE_REFERENCE).any():
@@ -342,12 +342,18 @@ class Emulator:
             else:
                 v = self.ramp_voltage
         self.bus_voltage = v
+        s = self.settings
+        loss = np.choose(u.mode, (s.DCCstLoss, s.DCDischargeLoss, s.DCDischargeLoss,
+                                  s.DCChargeLoss))
+        if shift_flow:
+            # the shown battery flow and DC loss follow the change at once, not at the next step
+            delta_loss = loss - u.dcdc_loss
+            u.out[:, _OUT["flow"]] += v * ig - u.wg - delta_loss
+            u.out[:, _OUT["dcloss"]] += delta_loss
         u.vg[:] = v
         u.ig[:] = ig
         u.wg[:] = v * ig
-        s = self.settings
-        u.dcdc_loss[:] = np.choose(u.mode, (s.DCCstLoss, s.DCDischargeLoss, s.DCDischargeLoss,
-                                            s.DCChargeLoss))
+        u.dcdc_loss[:] = loss
         self._changed()
 
     def _progress_ramp(self, seconds: float) -> None:
@@ -362,11 +368,12 @@ class Emulator:
         t = np.mod(self._offset + mids - 86400.0 * leap_days_passed(self.start_time, mids),
                    YEAR_S)
         ds = self.dataset
-        x = t / ds.solar_interval
+        # an interval mean sits in the middle of its interval (samples: "interval-mean")
+        x = np.mod(t - ds.solar_shift, YEAR_S) / ds.solar_interval
         j = np.floor(x).astype(np.int64)
         j1 = np.where(j + 1 < ds.solar.shape[0], j + 1, 0)
         solar = ds.solar[j] + (x - j) * (ds.solar[j1] - ds.solar[j])
-        y = t / ds.load_interval
+        y = np.mod(t - ds.load_shift, YEAR_S) / ds.load_interval
         k = np.floor(y).astype(np.int64)
         return solar, k, y - k
 
@@ -449,4 +456,4 @@ class Emulator:
             # the grid was rising when it was saved: it goes on rising from there
             self.ramp_voltage = float(extra["ramp_voltage"])
             self._ramp_rate = float(extra.get("ramp_rate") or 0.0)
-        self._apply_grid()
+        self._apply_grid(shift_flow=False)  # the saved flow already holds the grid

@@ -63,6 +63,20 @@ class DataSet:
         return DAYS * 86400.0 / self.load_kw.shape[1]
 
     @property
+    def solar_shift(self) -> float:
+        """Where a solar sample sits after its interval's start [s] (half an interval for means)."""
+        return self._shift("solar", self.solar_interval)
+
+    @property
+    def load_shift(self) -> float:
+        """Where a load sample sits after its interval's start [s]."""
+        return self._shift("load", self.load_interval)
+
+    def _shift(self, series: str, interval: float) -> float:
+        part = self.meta.get(series, {})
+        return 0.5 * interval if part.get("samples") == "interval-mean" else 0.0
+
+    @property
     def name(self) -> str:
         return str(self.meta.get("name", Path(self.path).name or "data set"))
 

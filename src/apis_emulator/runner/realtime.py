@@ -49,6 +49,8 @@ class RealTimeRunner:
         self.listeners: list[Callable[[Emulator], None]] = []
         self.behind_s = 0.0  # [s] of emulated time dropped so far when lagging
         self.ticks = 0
+        self._step_cost = 0.0  # [s] wall time one step took, smoothed over the last ticks
+        self._advances = 0
         self._acc = check_acceleration(acceleration)
         self._anchor_wall = clock()
         self._anchor_emu = emulator.elapsed
@@ -88,9 +90,17 @@ class RealTimeRunner:
             listener(self.emulator)
         return due
 
+    def _step_limit(self) -> int:
+        """Most steps one tick may run: max_lag of emulated pace, and half a tick of compute
+        (so requests are still served when the acceleration asks more than the machine has)."""
+        limit = max(1, int(self._acc * self.max_lag / self.emulator.dt))
+        if self._step_cost > 0:
+            limit = min(limit, max(1, int(0.5 * self.sleeptime / self._step_cost)))
+        return limit
+
     def _run_due(self) -> int:
         due = self.due_steps()
-        limit = max(1, int(self._acc * self.max_lag / self.emulator.dt))
+        limit = self._step_limit()
         if due > limit:
             dropped = (due - limit) * self.emulator.dt
             self.behind_s += dropped
@@ -99,7 +109,13 @@ class RealTimeRunner:
                         "(acceleration %g too high for this machine?)", dropped, self._acc)
             due = limit
         if due:
+            started = time.perf_counter()
             self.emulator.advance(due, power_flow=self.do_updates)
+            cost = (time.perf_counter() - started) / due  # [s of wall time per step]
+            if self._advances:  # the first one also loads the compiled kernel: not a measure
+                self._step_cost = (cost if self._step_cost == 0
+                                   else 0.7 * self._step_cost + 0.3 * cost)
+            self._advances += 1
         return due
 
     def pace(self) -> float:
