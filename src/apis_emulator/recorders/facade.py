@@ -61,7 +61,7 @@ class RecorderPlan:
     dburl: str | None = None
     blocking: bool = True
     keep_previous: bool = False
-    queue_items: int = 256
+    queue_items: int = 4096  # blocks; served writers drop (and count) only beyond this
     parquet_rows_per_file: int = 1_000_000
     parquet_part_seconds: float = 60.0
     http_timeout: float = 3.0
