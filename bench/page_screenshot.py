@@ -21,7 +21,7 @@ from page_load import exchange, launch, start_server, stop, write_dataset
 
 def run_until(url: str, elapsed: float) -> None:
     """Wait until the emulated clock has run ``elapsed`` seconds since the start."""
-    while httpx.get(url + "/api/status").json()["elapsed"] < elapsed:
+    while httpx.get(url + "/api/status").json()["emulated_s"] < elapsed:
         time.sleep(0.25)
 
 

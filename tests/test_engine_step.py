@@ -95,7 +95,7 @@ def test_one_second_step_battery_mode(make_emulator):
     # flow = −421 W (see "battery mode" above) for 1 s: E = 2400 − 421/3600
     assert em.units.energy[0] == pytest.approx(2400.0 - 421.0 / 3600.0, abs=1e-12)
     assert em.units.rsoc[0] == pytest.approx(100.0 * (2400.0 - 421.0 / 3600.0) / 4800.0)
-    assert em.elapsed == 1.0
+    assert em.emulated_s == 1.0
 
 
 def test_small_discharge_moves_rsoc_at_one_second(make_emulator):

@@ -138,7 +138,7 @@ def test_status_and_unit(client: Client, emulator: Emulator) -> None:
     status = client.get("/api/status").json()
     assert status["time"] == emulator.time_string()
     assert status["units"] == 3 and status["keeps_pace"] is True
-    assert status["epoch"] - status["elapsed"] == pytest.approx(
+    assert status["epoch"] - status["emulated_s"] == pytest.approx(
         emulator.start_time.replace(tzinfo=dt.UTC).timestamp())
     assert client.get("/api/unit/E002").json() == client.get("/get/log").json()["E002"]
     assert client.get("/api/unit/E009").status_code == 404
@@ -152,7 +152,7 @@ def test_history_samples_once_per_spacing_in_a_bounded_ring(emulator: Emulator) 
     for _ in range(7):
         history.sample(emulator)
         history.sample(emulator)  # the same minute again: no new sample
-        times.append(emulator.elapsed)
+        times.append(emulator.emulated_s)
         emulator.advance(60)
     series = history.unit_series("E001")
     assert list(series["t"]) == times[-4:]

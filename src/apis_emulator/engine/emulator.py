@@ -155,13 +155,13 @@ class Emulator:
 
     # ------------------------------------------------------------------ clock
     @property
-    def elapsed(self) -> float:
+    def emulated_s(self) -> float:
         """Emulated time since the start [s]."""
         return self.step_index * self.dt
 
     @property
     def now(self) -> dt.datetime:
-        return self.start_time + dt.timedelta(seconds=self.elapsed)
+        return self.start_time + dt.timedelta(seconds=self.emulated_s)
 
     def time_string(self) -> str:
         return self.now.strftime("%Y/%m/%d-%H:%M:%S")
@@ -401,7 +401,7 @@ class Emulator:
 
     def steps_until(self, when: dt.datetime) -> int:
         """Whole steps from now until ``when`` (0 if it has passed)."""
-        seconds = (when - self.start_time).total_seconds() - self.elapsed
+        seconds = (when - self.start_time).total_seconds() - self.emulated_s
         return max(0, int(math.floor(seconds / self.dt + 1e-9)))
 
     # ------------------------------------------------------------------ views

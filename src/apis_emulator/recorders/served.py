@@ -67,7 +67,7 @@ class ServedRecording:
         self.recorders = Recorders(self.plan, first, run_info(emulator, "serve"),
                                    tolerate_errors=True)
         self._interval = self.plan.indiv_interval if self.plan.samples_units else None
-        self._next_log = self._after(emulator.elapsed)
+        self._next_log = self._after(emulator.emulated_s)
         self._next_day = next_midnight(emulator.now)
         self._units_seen = emulator.units
         self.closing: list[DayRow] = []
@@ -93,7 +93,7 @@ class ServedRecording:
             return
         em = emulator or self.emulator
         changed = em.units is not self._units_seen
-        due_log = em.elapsed >= self._next_log - 1e-9
+        due_log = em.emulated_s >= self._next_log - 1e-9
         due_day = em.now >= self._next_day
         if not (changed or due_log or due_day):
             return
@@ -107,7 +107,7 @@ class ServedRecording:
             if due_log:
                 docs = frozen_documents(em) if self.recorders.wants_documents else None
                 self.recorders.log_units(snap, docs)
-                self._next_log = self._after(em.elapsed)
+                self._next_log = self._after(em.emulated_s)
         except RecorderError as exc:  # only when a sink failed in a way it could not absorb
             log.error("recording: %s", exc)
 
@@ -131,7 +131,7 @@ class ServedRecording:
         """Steps until the next sample or midnight (at least 1): a runner that advances at
         most this many steps before calling :meth:`on_tick` gets exact boundaries."""
         em = emulator or self.emulator
-        seconds = min(self._next_log - em.elapsed,
+        seconds = min(self._next_log - em.emulated_s,
                       (self._next_day - em.now).total_seconds())
         return max(1, math.ceil(seconds / em.dt - 1e-9))
 

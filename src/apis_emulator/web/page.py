@@ -151,7 +151,7 @@ class History:
 
     def sample(self, em: Emulator) -> None:
         """Take a sample if the emulated clock entered a new ``spacing`` slot."""
-        slot = int(em.elapsed // self.spacing)
+        slot = int(em.emulated_s // self.spacing)
         if slot == self._last_slot:
             return
         if em.step_index == 0:  # nothing has been computed yet: all powers read 0
@@ -161,7 +161,7 @@ class History:
         self._last_slot = slot
         u = em.units
         row = self.count % self.size
-        self.t[row] = em.elapsed
+        self.t[row] = em.emulated_s
         self.per_unit[row] = np.nan
         if len(u):
             cols = self._columns_for(u)
@@ -218,7 +218,7 @@ class PaceMeter:
 
     def record(self, em: Emulator, behind_s: float) -> None:
         now = self.clock()
-        self.ticks.append((now, em.elapsed, behind_s))
+        self.ticks.append((now, em.emulated_s, behind_s))
         while len(self.ticks) > 2 and now - self.ticks[0][0] > self.window:
             self.ticks.popleft()
 
@@ -329,8 +329,8 @@ def install_page(app: FastAPI, state: WebState) -> None:
         em = state.emulator
         u = em.units
         ledger = u.ledger
-        body = {"time": em.time_string(), "epoch": _epoch(em) + em.elapsed,
-                "elapsed": em.elapsed, "acceleration": runner.acceleration,
+        body = {"time": em.time_string(), "epoch": _epoch(em) + em.emulated_s,
+                "emulated_s": em.emulated_s, "acceleration": runner.acceleration,
                 "behind_s": runner.behind_s, "units": len(u), "bus_voltage": em.bus_voltage,
                 "ramping": em.ramp_voltage is not None, "version": em.version,
                 "dc_energy_wh": float(ledger[:, _L["wg_in"]].sum()) if len(u) else 0.0,

@@ -628,7 +628,7 @@
     return out;
   }
   const since = (h) => (h && h.t.length ? `&since=${h.t[h.t.length - 1] - epochStart()}` : '');
-  const epochStart = () => (S.status ? S.status.epoch - S.status.elapsed : 0);
+  const epochStart = () => (S.status ? S.status.epoch - S.status.emulated_s : 0);
 
   async function loadCommunityHistory() {
     const fresh = await api(`api/history?x=1${since(S.hist.community)}`);
