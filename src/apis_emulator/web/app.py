@@ -213,13 +213,12 @@ def _user_routes(app: FastAPI, state: WebState) -> None:
                       rsoc: Annotated[float | None, Query(description="0–100 [%]")] = None,
                       charge_discharge_power: Watts = None, ups_output_power: Watts = None,
                       pvc_charge_power: Watts = None) -> Response:
-        values: dict[str, Any] = {}
         for key, raw in request.query_params.multi_items():
             if key not in EMU_SETTABLE:
                 raise InvalidValueError(key, raw, f"one of the keys {', '.join(EMU_SETTABLE)}")
         given = {"rsoc": rsoc, "charge_discharge_power": charge_discharge_power,
                  "ups_output_power": ups_output_power, "pvc_charge_power": pvc_charge_power}
-        values = {k: v for k, v in given.items() if v is not None}
+        values: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         em.set_emu(oesid, values)
         return _json(state.all_units())
 
