@@ -7,10 +7,8 @@ directory in tmp_path, so its log/ and jsontmp/ land there.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from web_support import free_port, write_dataset
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "PageServer", "write_page_dataset", "start_page_server",
            "launch_chromium", "NetworkLog", "open_page"]
@@ -33,25 +33,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 def write_page_dataset(directory: Path, households: int = 4) -> Path:
     """Solar: 365 rows × 24 hourly W (a bell around noon); load: 365 rows per household."""
-    directory.mkdir(parents=True, exist_ok=True)
-    day = [max(0.0, 1500.0 * (1 - ((h - 12) / 6) ** 2)) for h in range(24)]
-    (directory / "solar.csv").write_text(
-        "\n".join(",".join(f"{v:.1f}" for v in day) for _ in range(365)) + "\n")
-    lines = ["date,house,a,b,c,d," + ",".join(f"v{k}" for k in range(48))]
-    for house in range(1, households + 1):
-        values = ",".join(f"{0.25 + 0.05 * ((k + house) % 5):.3f}" for k in range(48))
-        lines += [f"{20190101 + d},{house},0,0,0,0,{values}" for d in range(365)]
-    (directory / "load.csv").write_text("\n".join(lines) + "\n")
-    (directory / "dataset.json").write_text(json.dumps(
-        {"name": "page-test", "solar": {"file": "solar.csv", "unit": "W"},
-         "load": {"file": "load.csv", "layout": "rows"}}))
-    return directory
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return write_dataset(directory, households, pv_peak_w=1500.0, load_kw=(0.25, 0.05, 5),
+                         name="page-test")
 
 
 @dataclass
@@ -89,7 +72,7 @@ def start_page_server(cwd: Path, data: Path, units: int, acceleration: float,
                       extra: list[str] | None = None, timeout: float = 90.0) -> PageServer:
     """Start a server and wait until it answers."""
     cwd.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("APIS_EMULATOR_")}
     command = [sys.executable, "-m", "apis_emulator", "serve", str(units), "--port", str(port),
                "--data", str(data), "--acceleration", str(acceleration), *(extra or [])]

@@ -17,19 +17,22 @@ import httpx
 __all__ = ["write_dataset", "free_port", "Server", "start_server", "local_safety_errors"]
 
 
-def write_dataset(directory: Path, households: int = 4, pv_peak_w: float = 2000.0) -> Path:
-    """A small data set: a bell of PV around noon (output in W), loads of 0.2–0.5 kW."""
+def write_dataset(directory: Path, households: int = 4, pv_peak_w: float = 2000.0,
+                  load_kw: tuple[float, float, int] = (0.2, 0.1, 4), name: str = "test") -> Path:
+    """A small data set: a bell of PV around noon (output in W); half-hour loads
+    ``base + step · ((k + house) mod period)`` [kW] from ``load_kw = (base, step, period)``."""
     directory.mkdir(parents=True, exist_ok=True)
     day = [max(0.0, pv_peak_w * (1 - ((h - 12) / 6) ** 2)) for h in range(24)]
     (directory / "solar.csv").write_text(
         "\n".join(",".join(f"{v:.1f}" for v in day) for _ in range(365)) + "\n")
+    base, step, period = load_kw
     lines = ["date,house,a,b,c,d," + ",".join(f"h{k}" for k in range(48))]
     for house in range(1, households + 1):
-        values = ",".join(f"{0.2 + 0.1 * ((k + house) % 4):.3f}" for k in range(48))
+        values = ",".join(f"{base + step * ((k + house) % period):.3f}" for k in range(48))
         lines += [f"{20190101 + d},{house},0,0,0,0,{values}" for d in range(365)]
     (directory / "load.csv").write_text("\n".join(lines) + "\n")
     (directory / "dataset.json").write_text(json.dumps(
-        {"name": "test", "solar": {"file": "solar.csv", "unit": "W"},
+        {"name": name, "solar": {"file": "solar.csv", "unit": "W"},
          "load": {"file": "load.csv", "layout": "rows"}}))
     return directory
 
