@@ -7,11 +7,6 @@ directory in tmp_path, so its log/ and jsontmp/ land there.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from playwright.sync_api import sync_playwright
 
-from web_support import free_port, write_dataset
+from web_support import Server, start_server, write_dataset
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "PageServer", "write_page_dataset", "start_page_server",
-           "launch_chromium", "NetworkLog", "open_page"]
+__all__ = ["chromium_browser", "CHROMIUM", "CHROMIUM_ARGS", "PageServer", "write_page_dataset",
+           "start_page_server", "launch_chromium", "NetworkLog", "open_page"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -37,14 +34,8 @@ def write_page_dataset(directory: Path, households: int = 4) -> Path:
                          name="page-test")
 
 
-@dataclass
-class PageServer:
-    """A running ``apis_emulator serve`` process."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    cwd: Path
-    out: Path
+class PageServer(Server):
+    """A running ``apis_emulator serve`` process (web_support.Server) with JSON reads."""
 
     def get(self, path: str) -> Any:
         """GET ``path`` from the API (as apis-main would: no browser headers); JSON body."""
@@ -55,44 +46,22 @@ class PageServer:
     def unit(self, unit_id: str) -> dict[str, Any]:
         return self.get("/get/log")[unit_id]
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log(self) -> str:
-        return self.out.read_text(errors="replace") if self.out.exists() else ""
-
 
 def start_page_server(cwd: Path, data: Path, units: int, acceleration: float,
                       extra: list[str] | None = None, timeout: float = 90.0) -> PageServer:
-    """Start a server and wait until it answers."""
-    cwd.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APIS_EMULATOR_")}
-    command = [sys.executable, "-m", "apis_emulator", "serve", str(units), "--port", str(port),
-               "--data", str(data), "--acceleration", str(acceleration), *(extra or [])]
-    out = cwd / "server.out"
-    with open(out, "wb") as sink:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink,
-                                   stderr=subprocess.STDOUT)
-    server = PageServer(process, f"http://127.0.0.1:{port}", cwd, out)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited {process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(server.url + "/api/status", timeout=1.0).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server did not answer within {timeout} s:\n{server.log()}")
+    """Start a server at ``acceleration`` and wait until it answers."""
+    server = start_server(cwd, data, units=units, timeout=timeout,
+                          extra=["--acceleration", str(acceleration), *(extra or [])])
+    return PageServer(server.process, server.url, server.cwd, server.log_path)
+
+
+@pytest.fixture(scope="module", name="browser")
+def chromium_browser() -> Iterator[Any]:
+    """``browser``: Debian's chromium for a test module (import this fixture into it)."""
+    with sync_playwright() as p:
+        chromium = launch_chromium(p)
+        yield chromium
+        chromium.close()
 
 
 def launch_chromium(playwright: Any) -> Any:

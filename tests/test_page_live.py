@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from page_conftest import (
     NetworkLog,
     PageServer,
-    launch_chromium,
+    chromium_browser,  # noqa: F401 - the `browser` fixture
     open_page,
     start_page_server,
     write_page_dataset,
@@ -33,14 +33,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
     srv.get("/set/dcdc/E003?mode=0x0041&dvg=350&dig=1")
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_playwright() as p:
-        chromium = launch_chromium(p)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture()

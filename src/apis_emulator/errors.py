@@ -12,6 +12,7 @@ __all__ = [
     "UnknownUnitError",
     "InvalidValueError",
     "StateFileError",
+    "MissingStateFileError",
 ]
 
 
@@ -62,4 +63,8 @@ class InvalidValueError(EmulatorError, ValueError):
 
 
 class StateFileError(EmulatorError):
-    """A saved-state file (lastSave.json, the reset template) is missing or invalid."""
+    """A saved-state file (lastSave.json, the reset template) is invalid."""
+
+
+class MissingStateFileError(StateFileError):
+    """There is no saved-state file yet."""

@@ -24,7 +24,7 @@ from ..errors import InvalidValueError, UnknownUnitError
 from ..inputs import DAYS, DataSet
 from .grid import VOLTAGE_REFERENCE, WAIT, solve_grid
 from .kernel import LEDGER_FIELDS, OUT_FIELDS, params_vector, run_steps
-from .units import Units
+from .units import Units, copy_tree
 
 __all__ = ["Emulator", "Snapshot", "load_template", "EMU_SETTABLE", "RAMP_SECONDS"]
 
@@ -46,10 +46,6 @@ def load_template() -> dict[str, Any]:
     """The standard unit document new units are made from (specification's standard.json)."""
     text = resources.files("apis_emulator").joinpath("data/standard.json").read_text("utf-8")
     return json.loads(text)
-
-
-def _copy_tree(tree: Any) -> Any:
-    return {k: _copy_tree(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
 
 
 def checked_number(name: str, value: float, lo: float, hi: float) -> float:
@@ -177,7 +173,7 @@ class Emulator:
         return int(digits) if digits else 0
 
     def _static_for(self, unit_id: str) -> dict[str, Any]:
-        doc = _copy_tree(self._template)
+        doc = copy_tree(self._template)
         number = self._unit_number(unit_id)
         doc["oesunit"].update(id=unit_id, display=unit_id, sn=f"EMU-{unit_id}",
                               ip=f"127.0.1.{number % 250 + 1}", ipv6_ll=f"fe80::{number:x}",

@@ -13,7 +13,7 @@ import numpy as np
 from ..config import MODE_CODES
 from ..errors import StateFileError
 from .kernel import LEDGER_FIELDS, OUT_FIELDS
-from .units import Units
+from .units import Units, copy_tree
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -24,10 +24,6 @@ __all__ = ["unit_document", "all_documents", "unit_view", "dcdc_status_view", "d
 _O = {name: i for i, name in enumerate(OUT_FIELDS)}
 _L = {name: i for i, name in enumerate(LEDGER_FIELDS)}
 BYPASS_MODE, BATTERY_MODE = 5, 2
-
-
-def _copy(tree: Any) -> Any:
-    return {k: _copy(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
 
 
 def _dischargeable(energy: float, flow: float, load: float, dcloss: float) -> tuple[int, int]:
@@ -42,7 +38,7 @@ def _dischargeable(energy: float, flow: float, load: float, dcloss: float) -> tu
 def unit_document(em: Emulator, i: int) -> dict[str, Any]:
     """The full document of the unit at position ``i`` (as ``/get/log`` shows it)."""
     u, s = em.units, em.settings
-    doc = _copy(u.static[i])
+    doc = copy_tree(u.static[i])
     out = u.out[i]
     energy = float(u.energy[i])
     rsoc = 100.0 * energy / float(u.capacity[i])
@@ -212,4 +208,4 @@ def _load_one(em: Emulator, units: Units, i: int, doc: dict[str, Any], where: st
     static = units.static[i]
     for part in ("oesunit",):
         if isinstance(doc.get(part), dict):
-            static[part] = _copy(doc[part])
+            static[part] = copy_tree(doc[part])

@@ -14,7 +14,12 @@ import numpy as np
 
 from .kernel import LEDGER_FIELDS, OUT_FIELDS
 
-__all__ = ["Units"]
+__all__ = ["Units", "copy_tree"]
+
+
+def copy_tree(tree: Any) -> Any:
+    """A copy of nested dicts (leaves shared: they are immutable numbers and strings)."""
+    return {k: copy_tree(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
 
 
 def _f(n: int = 0) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..engine import OUT_FIELDS, Snapshot
 from .textfmt import encode_column, format_rows
-from .worker import RecorderError, SinkWorker, write_all
+from .worker import RecorderError, SinkWorker, sync_and_close, write_all
 
 __all__ = ["INDIV_COLUMNS", "INDIV_TIME_FORMAT", "UnitsBlock", "IndividualCSV",
            "individual_block", "open_new_file"]
@@ -124,9 +124,4 @@ class IndividualCSV(SinkWorker):
             self._last_sync = self.clock()
 
     def finish(self) -> None:
-        if self._fd >= 0:
-            try:
-                os.fsync(self._fd)
-            finally:
-                os.close(self._fd)
-                self._fd = -1
+        self._fd = sync_and_close(self._fd)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..engine import LEDGER_FIELDS, Snapshot
 from .indivlog import open_new_file
-from .worker import SinkWorker, write_all
+from .worker import SinkWorker, sync_and_close, write_all
 
 __all__ = ["SUMMARY_COLUMNS", "DayRow", "DailySummary", "SummaryCSV", "ratios"]
 
@@ -192,12 +192,7 @@ class SummaryCSV(SinkWorker):
         os.fsync(self._fd)
 
     def finish(self) -> None:
-        if self._fd >= 0:
-            try:
-                os.fsync(self._fd)
-            finally:
-                os.close(self._fd)
-                self._fd = -1
+        self._fd = sync_and_close(self._fd)
 
 
 def _line(cells: list[str]) -> bytes:

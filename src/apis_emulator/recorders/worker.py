@@ -20,11 +20,21 @@ from typing import Any
 
 from ..errors import EmulatorError
 
-__all__ = ["SinkWorker", "RecorderError", "write_all"]
+__all__ = ["sync_and_close", "SinkWorker", "RecorderError", "write_all"]
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+def sync_and_close(fd: int) -> int:
+    """fsync and close a file descriptor opened by a sink (if still open); returns -1."""
+    if fd >= 0:
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return -1
 
 
 class RecorderError(EmulatorError):

@@ -119,10 +119,6 @@ class RealTimeRunner:
             self._advances += 1
         return due
 
-    def pace(self) -> float:
-        """Emulated seconds per wall second since the last anchor (for display)."""
-        return self._acc
-
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every ``sleeptime`` on monotonic deadlines until ``stop`` is set."""
         deadline = self.clock()

@@ -28,7 +28,13 @@ from ..engine.render import (
     set_dcdc_reply,
     set_voltage_reply,
 )
-from ..errors import EmulatorError, InvalidValueError, StateFileError, UnknownUnitError
+from ..errors import (
+    EmulatorError,
+    InvalidValueError,
+    MissingStateFileError,
+    StateFileError,
+    UnknownUnitError,
+)
 from ..runner import RealTimeRunner
 from .guard import RequestGuard
 from .page import install_page
@@ -126,7 +132,7 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(StateFileError)
     async def bad_file(request: Request, exc: StateFileError) -> Response:
         log.warning("refused %s: %s", request.url.path, exc)
-        status = 404 if "no saved state" in str(exc) else 422
+        status = 404 if isinstance(exc, MissingStateFileError) else 422
         return _error(status, str(exc))
 
     @app.exception_handler(EmulatorError)

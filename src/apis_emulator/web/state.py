@@ -26,7 +26,7 @@ from ..engine.render import (
     unit_document,
     unit_view,
 )
-from ..errors import StateFileError
+from ..errors import MissingStateFileError, StateFileError
 from ..runner import RealTimeRunner
 
 __all__ = ["WebState", "FastReads", "write_atomically", "read_state_file", "READ_VIEWS"]
@@ -62,7 +62,8 @@ def read_state_file(path: Path) -> Any:
     try:
         return json.loads(path.read_bytes())
     except FileNotFoundError:
-        raise StateFileError(f"no saved state at {path}: use Save All (/save) first") from None
+        raise MissingStateFileError(f"no saved state at {path}: use Save All (/save) first"
+                                    ) from None
     except (OSError, ValueError) as exc:
         raise StateFileError(f"{path} is not a valid save file: {exc}") from None
 
