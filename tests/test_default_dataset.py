@@ -27,11 +27,11 @@ GENERATOR = ROOT / "tools" / "make_dataset.py"
 DAYS = 365
 
 # Published median used as the reference (see docs/dataset.md): Ofgem's typical domestic
-# consumption value "medium" for electricity (GB, standard meter) in use from January 2011,
-# 3,300 kWh a year, which Ofgem set from DECC's *median* domestic consumption.  The household
-# model (Richardson/CREST) is calibrated on British households of those years, so the part of
-# the load that it makes (appliances + lighting) is compared with it.
-PUBLISHED_MEDIAN_KWH = 3300.0
+# consumption value "medium" for electricity (GB, standard meter) in use from April 2023,
+# 2,700 kWh a year, which Ofgem sets from the *median* of domestic meter readings.  The household
+# model (Richardson/CREST) is British; with each house's share of LED bulbs its part of the load
+# (appliances + lighting) stands for a present-day British home and is compared with it.
+PUBLISHED_MEDIAN_KWH = 2700.0
 BAND_MODEL = 0.15  # the occupancy/appliance/lighting part within +-15 % of it
 # The whole load adds air conditioning and furnace fans for the North Carolina climate, which
 # British homes do not have; its median must lie between the British median and the US average
@@ -228,14 +228,29 @@ def test_households_are_pairwise_distinct():
     assert len(days) == 100 * len(range(0, DAYS, 7))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap, see docs/dataset.md: the CREST model draws every household from the same "
-    "population statistics, so mean daily profiles over 365 days converge (median pairwise "
-    "r = 0.97, 3,447 of 4,950 pairs above 0.95)"))
-def test_mean_daily_profiles_correlate_below_095():
+def test_mean_daily_profiles_differ_between_households():
+    # Each household's 365 days averaged into one 48-value day.  The households' own routines,
+    # habits, bulbs and thermostats spread these average days out (median pairwise r 0.77; the
+    # CREST model alone gave 0.97), and no two are copies of each other.
     profiles = dataset().load_kw.reshape(100, DAYS, 48).mean(axis=1)
-    r, i, j = _max_pairwise_correlation(profiles)
-    assert r < 0.95, f"households {i} and {j}: r = {r:.3f}"
+    corr = np.corrcoef(profiles)[np.triu_indices(100, 1)]
+    assert np.median(corr) < 0.85, np.median(corr)
+    assert np.mean(corr >= 0.95) < 0.05, f"{np.sum(corr >= 0.95)} pairs at r >= 0.95"
+    assert corr.max() < 0.999
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap, see docs/dataset.md: 136 of 4,950 pairs of mean daily profiles still "
+    "correlate at r >= 0.95 (highest 0.990); every house's average day keeps the common shape "
+    "of a home (low at night, evening peak after sunset)"))
+def test_mean_daily_profiles_correlate_below_095():
+    load = dataset().load_kw.reshape(100, DAYS, 48)
+    weekend = np.array([(dt.date(meta()["calendar_year"], 1, 1) + dt.timedelta(days=d))
+                        .isoweekday() >= 6 for d in range(DAYS)])
+    for name, days in (("all days", slice(None)), ("weekdays", ~weekend),
+                       ("weekend days", weekend)):
+        r, i, j = _max_pairwise_correlation(load[:, days].mean(axis=1))
+        assert r < 0.95, f"{name}: households {i} and {j}: r = {r:.3f}"
 
 
 def test_community_load_has_a_seasonal_swing():
@@ -316,3 +331,89 @@ def test_full_regeneration_is_identical(tmp_path):
     old = meta()
     new.pop("generator_versions")
     assert new == {k: v for k, v in old.items() if k != "generator_versions"}
+
+
+# --------------------------------------------------------------------------- household routines
+
+@cache
+def _routines():
+    """The generator's pure-numpy routine functions (no generator libraries needed)."""
+    spec = importlib.util.spec_from_file_location("make_dataset_routines", GENERATOR)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("morning,evening", [(0, 0), (18, -18), (-18, 18), (5, 5), (-7, 3)])
+def test_routine_clock_is_a_monotone_warp_of_the_day(morning, evening):
+    gen = _routines()
+    clock = gen.routine_clock({"morning_shift_slots": morning, "evening_shift_slots": evening})
+    t = np.arange(gen.SLOTS)
+    assert clock.shape == (gen.SLOTS,)
+    assert np.all(np.diff(clock) >= 0), "the household's clock must not run backwards"
+    # at 07:00 the household is `morning` slots behind the population's routine, at 20:00
+    # `evening` slots (a positive shift = a later household)
+    assert clock[gen.MORNING_SLOT] == gen.MORNING_SLOT - morning
+    assert clock[gen.EVENING_SLOT] == gen.EVENING_SLOT - evening
+    assert np.max(np.abs(clock - t)) <= max(abs(morning), abs(evening))
+    if morning == evening:
+        assert np.array_equal(clock, t - morning)
+
+
+def _fake_statistics(rng):
+    """A table shaped like the CREST one: rows [occupants, activity, 144 probabilities]."""
+    rows = [[k, a] + list(rng.uniform(0.0, 0.01, 144)) for k in range(6) for a in range(6)]
+    return {"wd": rows, "we": [list(r) for r in rows]}
+
+
+def test_habits_set_when_and_how_often_each_activity_happens():
+    gen = _routines()
+    base = _fake_statistics(np.random.default_rng(0))
+    p = gen.household_params(5, 1)
+    mine = gen.routine_statistics(base, p)
+    intensity = np.asarray(p["activity_intensity"])
+    assert not np.allclose(intensity, 1.0)
+    for day_type in ("wd", "we"):
+        old, new = np.asarray(base[day_type]), np.asarray(mine[day_type])
+        assert np.array_equal(old[:, :2], new[:, :2])
+        # expected starts a day = the population's x the household's intensity for the activity
+        np.testing.assert_allclose(new[:, 2:].sum(axis=1),
+                                   old[:, 2:].sum(axis=1) * intensity[old[:, 1].astype(int)],
+                                   rtol=1e-12)
+        assert np.all((new[:, 2:] >= 0) & (new[:, 2:] <= 1))
+        # ... but the time of day changes substantially
+        assert np.abs(new[:, 2:] - old[:, 2:]).sum() > 0.3 * old[:, 2:].sum()
+
+
+def test_households_get_their_own_routines_from_the_seed():
+    gen = _routines()
+    params = [gen.household_params(5, hid) for hid in range(1, 101)]
+    assert params[0] == gen.household_params(5, 1), "not reproducible from (seed, id)"
+    shifts = {(p["morning_shift_slots"], p["evening_shift_slots"]) for p in params}
+    assert len(shifts) > 60
+    home = sum(p["home_all_week"] for p in params)
+    assert 15 <= home <= 45
+    intensity = np.array([p["activity_intensity"] for p in params])
+    assert abs(intensity.mean() - 1.0) < 0.1, "intensities must not change the mean use"
+    assert sum(p["thermostat_setback"] for p in params) in range(30, 71)
+    mult = [gen.habit_multipliers(p["habits"]) for p in params[:10]]
+    assert all(m.shape == (gen.ACTIVITIES, gen.SLOTS) for m in mult)
+    assert not np.allclose(mult[0], mult[1])
+
+
+def test_setback_thermostat_follows_the_households_occupancy():
+    gen = _routines()
+    p = dict(gen.household_params(5, 1), has_ac=True, thermostat_setback=True, setback_k=4.0)
+    n = 48 * 10
+    hot, cold = np.full(n, 33.0), np.full(n, -5.0)
+    ghi, base = np.zeros(n), np.full(n, 0.3)
+    away_days = np.tile(np.r_[np.zeros(16), np.ones(32)], 10)  # nobody awake 00:00-08:00
+    for temp in (hot, cold):
+        always = gen.climate_load(p, base, np.ones(n), temp, ghi)
+        mine = gen.climate_load(p, base, away_days, temp, ghi)
+        fixed = gen.climate_load(dict(p, thermostat_setback=False), base, away_days, temp, ghi)
+        np.testing.assert_array_equal(always, fixed)  # awake all day: the setback never acts
+        night = away_days == 0
+        assert np.all(mine[night] < fixed[night]), "the setback must save while nobody is up"
+        np.testing.assert_array_equal(mine[~night], fixed[~night])

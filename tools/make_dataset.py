@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import gzip
 import io
 import json
@@ -69,6 +70,28 @@ AC_SHARE = 0.88
 # shower) and electric space heating (storage heaters, other electric space heating).  The
 # package's own prev_heat_dev switch is off by one (it keeps DESWH), so they are cleared here.
 ELECTRIC_HEATING_ROWS = (28, 29, 30, 31, 32)
+# Persistent household habits, which the CREST model lacks (it draws every day of every house
+# from the same population statistics, so yearly mean daily profiles converge to one curve):
+# - a routine: the day (occupancy and activities) runs earlier or later, by one shift in the
+#   morning and another in the evening, each up to +-3 h, uniform in ten-minute steps (the
+#   spread of wake-up and bed times between households);
+# - a habit per activity (TV, cooking, laundry, washing/dressing, ironing, cleaning): a smooth
+#   time-of-day preference exp(sigma z(t)) that moves *when* the activity happens without
+#   changing how often;
+# - home all week: a share of houses (retired, working from home) lives every day by the
+#   weekend occupancy and activity statistics.
+SLOTS = 144  # ten-minute slots a day in the CREST tables
+ACTIVITIES = 6
+ROUTINE_SHIFT_SLOTS = 18
+MORNING_SLOT, EVENING_SLOT = 42, 120  # 07:00 and 20:00
+HABIT_HARMONICS = 4
+HABIT_SIGMA = 1.0
+HOME_ALL_WEEK_SHARE = 0.3
+INTENSITY_SIGMA = 0.5
+SETBACK_SHARE = 0.5
+# The CREST bulbs are the incandescent/CFL mix of 2000s British homes; each house has its own
+# share of LED bulbs, which draw about a quarter of the power for the same light (US DOE).
+LED_SAVING = 0.75
 
 # The project's default panel, for the figure only (PV power = irradiance x area x eff x PCS).
 PANEL_AREA_M2 = 21.6
@@ -189,36 +212,107 @@ def household_params(seed: int, hid: int) -> dict[str, Any]:
         # gas furnace: only its blower fan draws electricity
         "fan_kw": float(rng.uniform(0.3, 0.6)),
         "furnace_capacity_kw": float(rng.uniform(15.0, 25.0)),
+        # the household's own routine (see routine_statistics)
+        "morning_shift_slots": int(rng.integers(-ROUTINE_SHIFT_SLOTS, ROUTINE_SHIFT_SLOTS + 1)),
+        "evening_shift_slots": int(rng.integers(-ROUTINE_SHIFT_SLOTS, ROUTINE_SHIFT_SLOTS + 1)),
+        "home_all_week": bool(rng.random() < HOME_ALL_WEEK_SHARE),
+        "habits": _habit_coefficients(rng),
+        "activity_intensity": np.round(
+            np.exp(rng.normal(0.0, INTENSITY_SIGMA, ACTIVITIES) - INTENSITY_SIGMA ** 2 / 2), 6
+        ).tolist(),
+        "thermostat_setback": bool(rng.random() < SETBACK_SHARE),
+        "setback_k": float(rng.uniform(2.0, 5.0)),
+        "led_share": float(rng.uniform(0.0, 1.0)),
     }
     return p
 
 
-_WEATHER: dict[str, Any] | None = None  # set in the parent before the worker pool forks
+def _habit_coefficients(rng: np.random.Generator) -> list[list[float]]:
+    """Fourier coefficients (cos, sin per harmonic 1..HABIT_HARMONICS) of each activity's
+    time-of-day preference, with a 1/k spectrum so the preference is smooth over hours."""
+    k = np.repeat(np.arange(1, HABIT_HARMONICS + 1), 2)
+    coef = rng.normal(0.0, 1.0, (ACTIVITIES, 2 * HABIT_HARMONICS)) / k
+    return np.round(coef, 6).tolist()
 
 
-def _weather() -> dict[str, Any]:
-    global _WEATHER
-    if _WEATHER is None:
-        w = load_weather()
-        w["ghi_1min"] = minute_ghi(w)
-        w["temp_hh"], w["ghi_hh"] = half_hour_weather(w)
-        _WEATHER = w
-    return _WEATHER
+def habit_multipliers(habits: list[list[float]]) -> np.ndarray:
+    """exp(HABIT_SIGMA * z) per activity and ten-minute slot, shape (ACTIVITIES, 144), where z
+    is the smooth periodic preference scaled to unit variance over the day."""
+    t = 2.0 * np.pi * np.arange(SLOTS) / SLOTS
+    k = np.arange(1, HABIT_HARMONICS + 1)[:, None]
+    basis = np.empty((2 * HABIT_HARMONICS, SLOTS))
+    basis[0::2], basis[1::2] = np.cos(k * t), np.sin(k * t)
+    z = np.asarray(habits) @ basis
+    z /= z.std(axis=1, keepdims=True)
+    return np.exp(HABIT_SIGMA * z)
 
 
-def occupancy_model_load(p: dict[str, Any], ghi_1min: np.ndarray) -> np.ndarray:
-    """richardsonpy appliances + lighting, W at 1-minute resolution, shape (525600,)."""
+def routine_clock(p: dict[str, Any]) -> np.ndarray:
+    """For each ten-minute slot of the day, the slot of the household's own routine that it
+    lives then (may be < 0 or >= 144: the neighbouring day).  The routine runs
+    morning_shift slots late at 07:00 and evening_shift slots late at 20:00, the shift varying
+    linearly in between (a piecewise-linear warp, monotone since the shifts are small)."""
+    t = np.arange(SLOTS, dtype=float)
+    m, e = p["morning_shift_slots"], p["evening_shift_slots"]
+    day_span, night_span = EVENING_SLOT - MORNING_SLOT, SLOTS - (EVENING_SLOT - MORNING_SLOT)
+    after_evening = np.where(t >= EVENING_SLOT, t - EVENING_SLOT, t + SLOTS - EVENING_SLOT)
+    shift = np.where(
+        (t >= MORNING_SLOT) & (t < EVENING_SLOT),
+        m + (e - m) * (t - MORNING_SLOT) / day_span,
+        e + (m - e) * after_evening / night_span,
+    )
+    return (t - np.rint(shift)).astype(int)
+
+
+def routine_statistics(base: dict[str, list[list[float]]], p: dict[str, Any]
+                       ) -> dict[str, list[list[float]]]:
+    """The household's own copy of the CREST activity statistics.
+
+    Each activity's start probability is reweighted over the day by the household's habit
+    multiplier, keeping its daily sum (how often it happens stays the population's, when it
+    happens becomes the household's), then the table is read on the household's clock.
+    Rows are [occupants, activity, p(00:00-00:10), ..., p(23:50-24:00)].
+    """
+    mult = habit_multipliers(p["habits"])
+    intensity = np.asarray(p["activity_intensity"])
+    out = {}
+    for day_type, rows in base.items():
+        table = np.asarray(rows, dtype=float)
+        probs = table[:, 2:]
+        activity = table[:, 1].astype(int)
+        mine = (probs * mult[activity])[:, routine_clock(p) % SLOTS]
+        total = probs.sum(axis=1, keepdims=True) * intensity[activity, None]
+        new_total = mine.sum(axis=1, keepdims=True)
+        scale = np.divide(total, new_total, out=np.zeros_like(total), where=new_total > 0)
+        table[:, 2:] = np.minimum(1.0, mine * scale)
+        out[day_type] = table.tolist()
+    return out
+
+
+def prepared_weather() -> dict[str, Any]:
+    """The TMY year plus the resamplings the household model needs."""
+    w = load_weather()
+    w["ghi_1min"] = minute_ghi(w)
+    w["temp_hh"], w["ghi_hh"] = half_hour_weather(w)
+    return w
+
+
+def occupancy_model_load(p: dict[str, Any], ghi_1min: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """richardsonpy appliances + lighting, W at 1-minute resolution, shape (525600,), and the
+    household's active occupants per ten-minute slot, shape (52560,)."""
     import richardsonpy.classes.appliance as app_model
     import richardsonpy.classes.lighting as light_model
-    import richardsonpy.classes.occupancy as occ_model
     import richardsonpy.classes.stochastic_el_load_wrapper as wrapper
 
     inputs = Path(app_model.__file__).resolve().parents[1] / "inputs"
     random.seed(p["py_seed"])
-    first_weekday = dt.date(YEAR, 1, 1).isoweekday()  # 1 = Monday ... 7 = Sunday
-    occ = occ_model.Occupancy(
-        number_occupants=p["occupants"], initial_day=first_weekday, nb_days=DAYS
-    )
+    day_types = [p["home_all_week"] or _is_weekend(day) for day in range(DAYS)]
+    occupancy = household_occupancy(p["occupants"], day_types)
+    # the household's clock over the whole year, so late evenings run past midnight
+    year_slot = np.arange(DAYS * SLOTS)
+    source = year_slot + (routine_clock(p)[year_slot % SLOTS] - year_slot % SLOTS)
+    occupancy = occupancy[np.clip(source, 0, DAYS * SLOTS - 1)]
     apps = app_model.Appliances(
         str(inputs / "Appliances.csv"), randomize_appliances=True, prev_heat_dev=True
     )
@@ -231,43 +325,63 @@ def occupancy_model_load(p: dict[str, Any], ghi_1min: np.ndarray) -> np.ndarray:
         str(inputs / "LightBulbs.csv"), index=p["light_config"]
     )
     profile = wrapper.ElectricityProfile(apps, bulbs)  # loads the activity statistics
+    statistics = routine_statistics(profile.activity_statistics, p)
     # richardsonpy 0.2.3 looks the activity statistics up at row 5*occupants + profile, but the
     # table has six activity profiles per occupancy level (rows 6*occupants + profile), so
     # e.g. laundry would use the cooking probabilities.  Handing the appliance model the
     # occupancy as 1.2*k + 0.01 (0 stays 0) makes int(5*x + profile) = 6*k + profile; the
     # model only compares the occupancy with 0 otherwise.  Lighting gets the true occupancy.
-    occupancy = np.asarray(occ.occupancy)
     occupancy_app = np.where(occupancy > 0, 1.2 * occupancy + 0.01, 0.0)
+    light_factor = 1.0 - LED_SAVING * p["led_share"]
     out = np.empty(DAYS * 1440)
     for day in range(DAYS):
-        weekend = (day + first_weekday) % 7 in (0, 6)
-        occ_day = [int(v) for v in occupancy[day * 144:(day + 1) * 144]]
+        slots = slice(day * SLOTS, (day + 1) * SLOTS)
         light = light_model.run_lighting_simulation(
-            vOccupancyArray=occ_day,
+            vOccupancyArray=[int(v) for v in occupancy[slots]],
             vBulbArray=bulbs,
             vIrradianceArray=ghi_1min[day * 1440:(day + 1) * 1440],
             light_mod_config=profile.lighting_config,
         )
         appliances = app_model.run_application_simulation(
-            occupancy_app[day * 144:(day + 1) * 144].tolist(),
+            occupancy_app[slots].tolist(),
             apps,
-            profile.activity_statistics[profile.type_weekday[weekend]],
+            statistics[profile.type_weekday[day_types[day]]],
             _month(day),
         )
         out[day * 1440:(day + 1) * 1440] = (
-            np.sum(np.asarray(light, dtype=float), axis=0)
+            light_factor * np.sum(np.asarray(light, dtype=float), axis=0)
             + np.sum(np.asarray(appliances, dtype=float), axis=0)
         )
-    return out
+    return out, occupancy
+
+
+def household_occupancy(occupants: int, weekend_days: list[bool]) -> np.ndarray:
+    """CREST active occupancy, ten-minute slots, shape (DAYS * 144,): richardsonpy's own
+    Markov chain, day by day, but with the household's day types (a home-all-week household
+    takes the weekend chain on weekdays too)."""
+    import richardsonpy.classes.occupancy as occ_model
+
+    occ = occ_model.Occupancy(number_occupants=occupants, initial_day=1, nb_days=1)
+    start = occ.occ_start_states["we" if weekend_days[0] else "wd"]
+    occ.initial_occupancy = occ._get_start_state(start[occupants])
+    return np.concatenate([np.asarray(occ._get_occupancy(w)) for w in weekend_days])
+
+
+def _is_weekend(day: int) -> bool:
+    return (dt.date(YEAR, 1, 1) + dt.timedelta(days=day)).isoweekday() >= 6
 
 
 def _month(day: int) -> int:
     return (dt.date(YEAR, 1, 1) + dt.timedelta(days=day)).month
 
 
-def climate_load(p: dict[str, Any], base_kw: np.ndarray, temp: np.ndarray,
-                 ghi: np.ndarray) -> np.ndarray:
-    """Air conditioning + furnace fan, kW at half-hour resolution, shape (17520,)."""
+def climate_load(p: dict[str, Any], base_kw: np.ndarray, active: np.ndarray,
+                 temp: np.ndarray, ghi: np.ndarray) -> np.ndarray:
+    """Air conditioning + furnace fan, kW at half-hour resolution, shape (17520,).
+
+    `active` is the share of the half hour with someone awake at home; a setback thermostat
+    relaxes both set points by setback_k while nobody is (away or asleep).
+    """
     ua = p["ua_kw_per_k"]
     gains = base_kw + p["solar_aperture_m2"] * ghi / 1000.0  # kW of heat into the house
     drive = temp + gains / ua  # the outdoor temperature the house "feels"
@@ -278,19 +392,21 @@ def climate_load(p: dict[str, Any], base_kw: np.ndarray, temp: np.ndarray,
         for i, v in enumerate(drive.tolist()):
             x += a * (v - x)
             inside[i] = x
-    cooling = ua * np.maximum(0.0, inside - p["cooling_setpoint_c"])  # kW thermal
-    heating = ua * np.maximum(0.0, p["heating_setpoint_c"] - inside)
+    setback = p["setback_k"] * (1.0 - active) if p["thermostat_setback"] else 0.0 * active
+    cooling = ua * np.maximum(0.0, inside - (p["cooling_setpoint_c"] + setback))  # kW thermal
+    heating = ua * np.maximum(0.0, (p["heating_setpoint_c"] - setback) - inside)
     ac = np.minimum(cooling, p["ac_capacity_kw"]) / p["ac_cop"] if p["has_ac"] else 0.0 * cooling
     fan = p["fan_kw"] * np.minimum(1.0, heating / p["furnace_capacity_kw"])
     return ac + fan
 
 
-def simulate_household(seed: int, hid: int) -> dict[str, Any]:
-    w = _weather()
+def simulate_household(seed: int, hid: int, w: dict[str, Any] | None = None) -> dict[str, Any]:
+    w = prepared_weather() if w is None else w
     p = household_params(seed, hid)
-    watts = occupancy_model_load(p, w["ghi_1min"])
+    watts, occupancy = occupancy_model_load(p, w["ghi_1min"])
     base_kw = watts.reshape(DAYS * 48, 30).mean(axis=1) / 1000.0
-    clim_kw = climate_load(p, base_kw, w["temp_hh"], w["ghi_hh"])
+    active = (occupancy > 0).reshape(DAYS * 48, 3).mean(axis=1)
+    clim_kw = climate_load(p, base_kw, active, w["temp_hh"], w["ghi_hh"])
     load = np.round(base_kw + clim_kw, 3)
     clim_daily_kwh = np.round(clim_kw.reshape(DAYS, 48).sum(axis=1) * 0.5, 3)
     return {"hid": hid, "params": p, "load_kw": load, "climate_kwh": clim_daily_kwh}
@@ -319,8 +435,8 @@ def household_rows(seed: int, hid: int, result: dict[str, Any] | None = None) ->
     return lines
 
 
-def _work(args: tuple[int, int]) -> dict[str, Any]:
-    return simulate_household(*args)
+def _work(weather: dict[str, Any], task: tuple[int, int]) -> dict[str, Any]:
+    return simulate_household(*task, weather)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,7 +541,7 @@ def metadata(seed: int, households: int, weather: dict[str, Any], poa: np.ndarra
             "seasonal_term": "first-order thermal model per house; see docs/dataset.md",
         },
         "licence": (
-            "Generated numbers: Apache-2.0 with the project. Weather: NREL TMY3 (US Government-"
+            "Generated numbers: MIT, with the project. Weather: NREL TMY3 (US Government-"
             "funded, publicly released, redistributed by pvlib under BSD-3-Clause); "
             "household model: richardsonpy (GPL-3.0), used only by the generator and not "
             "shipped. See docs/dataset.md."
@@ -542,12 +658,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.seed is None and (args.out / "dataset.json").is_file():
             args.seed = int(json.loads((args.out / "dataset.json").read_text())["seed"])
         args.seed = DEFAULT_SEED if args.seed is None else args.seed
-        finish(args, _weather(), time.monotonic())
+        finish(args, prepared_weather(), time.monotonic())
         return 0
     args.seed = DEFAULT_SEED if args.seed is None else args.seed
 
     t0 = time.monotonic()
-    weather = _weather()
+    weather = prepared_weather()
     poa = plane_of_array(weather)
     print(f"solar: {TMY_FILE}, {poa.sum() / 1000:.0f} kWh/m2 a year on the panel, "
           f"max {poa.max():.0f} W/m2 ({time.monotonic() - t0:.1f} s)", flush=True)
@@ -557,12 +673,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1:
         ctx = mp.get_context("fork")
         with ctx.Pool(args.jobs) as pool:
-            for r in pool.imap(_work, tasks):
+            for r in pool.imap(functools.partial(_work, weather), tasks):
                 results.append(r)
                 _progress(r, len(results), len(tasks), t0)
     else:
         for task in tasks:
-            results.append(_work(task))
+            results.append(_work(weather, task))
             _progress(results[-1], len(results), len(tasks), t0)
 
     args.out.mkdir(parents=True, exist_ok=True)
