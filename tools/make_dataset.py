@@ -18,11 +18,14 @@ Sources, all shipped by registry packages, so nothing is downloaded:
   active-occupancy, appliance and lighting model, at 1-minute resolution, with the model's
   original appliance calibration, household sizes drawn from the seed, and no electric space
   or water heating (the homes heat with gas).  The lighting model sees the same year's
-  irradiance.
+  irradiance.  Each house lives the model on its own routine and habits (shifted mornings and
+  evenings, when and how often it does each activity, home all week or not, LED bulbs), which
+  the published model, drawing every house from the same statistics, lacks.
 * Seasonal term: a first-order thermal model per house (heat-loss coefficient, solar aperture,
   time constant, thermostat set points drawn from the seed) driven by the TMY temperature and
   irradiance and by the house's own electric load as internal gain: air conditioning in
-  summer (electric, COP), gas-furnace blower fan in winter.
+  summer (electric, COP), gas-furnace blower fan in winter; setback thermostats follow the
+  house's own occupancy.
 
 Each household depends only on (seed, household id), so any one of them can be regenerated
 alone (``household_rows``), which the tests use.  The gzip files are written with mtime=0 and
@@ -76,8 +79,8 @@ ELECTRIC_HEATING_ROWS = (28, 29, 30, 31, 32)
 #   morning and another in the evening, each up to +-3 h, uniform in ten-minute steps (the
 #   spread of wake-up and bed times between households);
 # - a habit per activity (TV, cooking, laundry, washing/dressing, ironing, cleaning): a smooth
-#   time-of-day preference exp(sigma z(t)) that moves *when* the activity happens without
-#   changing how often;
+#   time-of-day preference exp(sigma z(t)) that moves *when* the activity happens, and an
+#   intensity (log-normal, mean 1) for how often;
 # - home all week: a share of houses (retired, working from home) lives every day by the
 #   weekend occupancy and activity statistics.
 SLOTS = 144  # ten-minute slots a day in the CREST tables
@@ -269,8 +272,9 @@ def routine_statistics(base: dict[str, list[list[float]]], p: dict[str, Any]
     """The household's own copy of the CREST activity statistics.
 
     Each activity's start probability is reweighted over the day by the household's habit
-    multiplier, keeping its daily sum (how often it happens stays the population's, when it
-    happens becomes the household's), then the table is read on the household's clock.
+    multiplier and read on the household's clock, then scaled so that its daily sum is the
+    population's times the household's intensity for that activity (when and how often it
+    happens become the household's).
     Rows are [occupants, activity, p(00:00-00:10), ..., p(23:50-24:00)].
     """
     mult = habit_multipliers(p["habits"])
@@ -481,7 +485,8 @@ def metadata(seed: int, households: int, weather: dict[str, Any], poa: np.ndarra
             "Default community: a typical meteorological year of Greensboro, North Carolina "
             "(NREL TMY3, shipped with pvlib) transposed onto a 30 degree south-facing panel, and "
             f"{households} households from the Richardson/CREST stochastic occupancy, appliance "
-            "and lighting model (richardsonpy) without electric space or water heating, plus "
+            "and lighting model (richardsonpy), each with its own routine and habits, without "
+            "electric space or water heating, plus "
             "air conditioning and gas-furnace fans driven by the same year's temperatures."
         ),
         "solar": {
@@ -537,6 +542,14 @@ def metadata(seed: int, households: int, weather: dict[str, Any], poa: np.ndarra
                 "household_sizes": "drawn from the US Census household-size shares "
                                    f"{list(HOUSEHOLD_SIZE_P)} for 1..5 persons",
                 "air_conditioning_share": AC_SHARE,
+                "household_routines": (
+                    "per house, from the seed: morning and evening shift of the routine "
+                    f"(+-{ROUTINE_SHIFT_SLOTS * 10} min), a time-of-day habit "
+                    f"(sigma {HABIT_SIGMA}) and an intensity (sigma {INTENSITY_SIGMA}) per "
+                    f"activity, home all week with probability {HOME_ALL_WEEK_SHARE}, LED "
+                    f"share of the bulbs 0-1 (LED saves {LED_SAVING:.0%}), setback thermostat "
+                    f"with probability {SETBACK_SHARE}; see docs/dataset.md"
+                ),
             },
             "seasonal_term": "first-order thermal model per house; see docs/dataset.md",
         },
