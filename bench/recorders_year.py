@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import subprocess
@@ -34,29 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from simulate_year import write_synthetic  # bench/ is on sys.path when run as a script
+
 DAYS = 365
-
-
-def write_dataset(directory: Path, households: int) -> Path:
-    """Solar [W] 365 × 24 (no header) and loads [kW] in the rows layout, 365 rows a house."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "solar.csv", "w") as fh:
-        for day in range(DAYS):
-            season = 0.6 + 0.4 * math.cos(2 * math.pi * (day - 172) / DAYS)
-            fh.write(",".join(f"{max(0.0, math.sin(math.pi * (h - 6) / 12)) * 2500 * season:.1f}"
-                              if 6 <= h <= 18 else "0.0" for h in range(24)) + "\n")
-    with open(directory / "load.csv", "w") as fh:
-        fh.write("date,household,a,b,c,d," + ",".join(f"v{k}" for k in range(48)) + "\n")
-        for house in range(1, households + 1):
-            for day in range(DAYS):
-                values = (0.2 + 0.005 * house + 0.3 * (1 + math.sin(
-                    2 * math.pi * (k - 14 + (day + house) % 7) / 48)) for k in range(48))
-                fh.write(f"{20190101 + day},{house},0,0,0,0,"
-                         + ",".join(f"{v:.3f}" for v in values) + "\n")
-    (directory / "dataset.json").write_text(json.dumps(
-        {"name": "bench", "solar": {"file": "solar.csv", "unit": "W"},
-         "load": {"file": "load.csv", "layout": "rows"}}))
-    return directory
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -139,7 +118,7 @@ def main() -> None:
         _child(args)
         return
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="recorders-bench-"))
-    data = write_dataset(root / "dataset", args.units)
+    data = write_synthetic(root / "dataset", args.units)
     cases = ["off", "sampled", "csv", "sqlite", "parquet", "all"] + (["postgresql"] if args.postgres
                                                            else [])
     print(f"headless run: {args.units} units, {args.days:g} days, step 10 s, individual log "
@@ -161,8 +140,10 @@ def main() -> None:
         sizes = ", ".join(f"{name} {size / 1e6:,.1f} MB" for name, size in r["sizes"].items())
         print(f"{r['case']:<12}{r['wall_s']:>10.1f}{r['wall_s'] / base:>8.2f}"
               f"{r['peak_rss_mib']:>16.0f}  {sizes or '-'}")
-    print(f"load average {os.getloadavg()[0]:.1f} at the end (above the CPU count, every "
-          "figure is slowed by other work on the machine)")
+    load = os.getloadavg()[0]
+    busy = load > (os.cpu_count() or 1)
+    print(f"load average {load:.1f} at the end"
+          + (" (above the CPU count: every figure is slowed by other work)" if busy else ""))
     if not args.keep:
         import shutil
 

@@ -285,17 +285,24 @@ def test_gzip_headers_carry_no_time_and_no_name():
 
 # --------------------------------------------------------------------------- regeneration
 
-def _generator():
-    pytest.importorskip("pvlib", reason="regeneration needs the dataset extra "
-                        "(pip install -e '.[dataset]' or make dataset)")
-    pytest.importorskip("pandas", reason="regeneration needs the dataset extra")
-    pytest.importorskip("richardsonpy", reason="regeneration needs the dataset extra")
+@cache
+def _generator_module():
+    """tools/make_dataset.py as the module `make_dataset` (its worker pool pickles by name).
+    Importing it needs only numpy; simulating needs the dataset extra (see `_generator`)."""
     spec = importlib.util.spec_from_file_location("make_dataset", GENERATOR)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["make_dataset"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _generator():
+    pytest.importorskip("pvlib", reason="regeneration needs the dataset extra "
+                        "(pip install -e '.[dataset]' or make dataset)")
+    pytest.importorskip("pandas", reason="regeneration needs the dataset extra")
+    pytest.importorskip("richardsonpy", reason="regeneration needs the dataset extra")
+    return _generator_module()
 
 
 # pvlib 0.16 calls a pandas 3.1 property that pandas deprecates; not the project's warning.
@@ -337,19 +344,9 @@ def test_full_regeneration_is_identical(tmp_path):
 
 # --------------------------------------------------------------------------- household routines
 
-@cache
-def _routines():
-    """The generator's pure-numpy routine functions (no generator libraries needed)."""
-    spec = importlib.util.spec_from_file_location("make_dataset_routines", GENERATOR)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("morning,evening", [(0, 0), (18, -18), (-18, 18), (5, 5), (-7, 3)])
 def test_routine_clock_is_a_monotone_warp_of_the_day(morning, evening):
-    gen = _routines()
+    gen = _generator_module()
     clock = gen.routine_clock({"morning_shift_slots": morning, "evening_shift_slots": evening})
     t = np.arange(gen.SLOTS)
     assert clock.shape == (gen.SLOTS,)
@@ -370,7 +367,7 @@ def _fake_statistics(rng):
 
 
 def test_habits_set_when_and_how_often_each_activity_happens():
-    gen = _routines()
+    gen = _generator_module()
     base = _fake_statistics(np.random.default_rng(0))
     p = gen.household_params(5, 1)
     mine = gen.routine_statistics(base, p)
@@ -389,7 +386,7 @@ def test_habits_set_when_and_how_often_each_activity_happens():
 
 
 def test_households_get_their_own_routines_from_the_seed():
-    gen = _routines()
+    gen = _generator_module()
     params = [gen.household_params(5, hid) for hid in range(1, 101)]
     assert params[0] == gen.household_params(5, 1), "not reproducible from (seed, id)"
     shifts = {(p["morning_shift_slots"], p["evening_shift_slots"]) for p in params}
@@ -405,7 +402,7 @@ def test_households_get_their_own_routines_from_the_seed():
 
 
 def test_setback_thermostat_follows_the_households_occupancy():
-    gen = _routines()
+    gen = _generator_module()
     p = dict(gen.household_params(5, 1), has_ac=True, thermostat_setback=True, setback_k=4.0)
     n = 48 * 10
     hot, cold = np.full(n, 33.0), np.full(n, -5.0)

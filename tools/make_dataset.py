@@ -365,6 +365,7 @@ def household_occupancy(occupants: int, weekend_days: list[bool]) -> np.ndarray:
     takes the weekend chain on weekdays too)."""
     import richardsonpy.classes.occupancy as occ_model
 
+    # The package refuses nb_days=0; the one day it simulates here is discarded.
     occ = occ_model.Occupancy(number_occupants=occupants, initial_day=1, nb_days=1)
     start = occ.occ_start_states["we" if weekend_days[0] else "wd"]
     occ.initial_occupancy = occ._get_start_state(start[occupants])
@@ -396,7 +397,7 @@ def climate_load(p: dict[str, Any], base_kw: np.ndarray, active: np.ndarray,
         for i, v in enumerate(drive.tolist()):
             x += a * (v - x)
             inside[i] = x
-    setback = p["setback_k"] * (1.0 - active) if p["thermostat_setback"] else 0.0 * active
+    setback = p["setback_k"] * (1.0 - active) if p["thermostat_setback"] else np.zeros_like(active)
     cooling = ua * np.maximum(0.0, inside - (p["cooling_setpoint_c"] + setback))  # kW thermal
     heating = ua * np.maximum(0.0, (p["heating_setpoint_c"] - setback) - inside)
     ac = np.minimum(cooling, p["ac_capacity_kw"]) / p["ac_cop"] if p["has_ac"] else 0.0 * cooling
@@ -671,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.seed is None and (args.out / "dataset.json").is_file():
             args.seed = int(json.loads((args.out / "dataset.json").read_text())["seed"])
         args.seed = DEFAULT_SEED if args.seed is None else args.seed
-        finish(args, prepared_weather(), time.monotonic())
+        finish(args, load_weather(), time.monotonic())  # metadata needs no resampling
         return 0
     args.seed = DEFAULT_SEED if args.seed is None else args.seed
 
