@@ -10,7 +10,7 @@ ARGS   ?=
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,parquet,postgres,report]'
+	$(PY) -m pip install -q -e '.[test,parquet,postgres,report,sweep]'
 	touch $(STAMP)
 
 run: $(STAMP)
