@@ -1,10 +1,11 @@
 """Recorders: they consume engine snapshots and write the summary, the logs, the database.
 
 - :class:`Recorders` (with a :class:`RecorderPlan`): the facade the headless loop and the
-  served runner feed; :class:`ServedRecording` wraps it for the real-time runner.
+  served runner feed, over a list of :class:`Sink`; :class:`ServedRecording` wraps it for the
+  real-time runner.
 - Sinks, each writing from a thread of its own behind a bounded queue: :class:`SummaryCSV`,
   :class:`IndividualCSV`, :class:`IndividualParquet`, :class:`SQLiteSink`,
-  :class:`PostgresSink`, :class:`HttpSink`.
+  :class:`PostgresSink`, :class:`HttpSink`; :data:`SINK_OPENERS` is where they are chosen.
 - :class:`DailySummary`: the pure computation of the daily rows (power-flow-model §7).
 
 See docs/recorders.md.
@@ -21,15 +22,17 @@ from .database import (
 )
 from .facade import HEADLESS_FILES, RecorderPlan, Recorders, day_label
 from .httpsink import HttpSink, UnitDocuments, frozen_documents
-from .indivlog import INDIV_COLUMNS, IndividualCSV, UnitsBlock, individual_block
+from .indivlog import INDIV_COLUMNS, IndividualCSV, UnitsBlock
 from .parquetlog import IndividualParquet
 from .served import ServedRecording, next_midnight, run_info
+from .sinks import SINK_OPENERS, Sink, SinkOpener, open_sinks
 from .summary import SUMMARY_COLUMNS, DailySummary, DayRow, SummaryCSV, ratios
 from .worker import RecorderError, SinkWorker
 
 __all__ = ["Recorders", "RecorderPlan", "ServedRecording", "RecorderError", "RunInfo",
            "day_label", "next_midnight", "run_info", "HEADLESS_FILES",
            "SummaryCSV", "IndividualCSV", "IndividualParquet", "SQLiteSink", "PostgresSink",
-           "DatabaseSink", "HttpSink", "SinkWorker", "open_database", "parse_dburl",
+           "DatabaseSink", "HttpSink", "SinkWorker", "Sink", "SinkOpener", "SINK_OPENERS",
+           "open_sinks", "open_database", "parse_dburl",
            "DB_TABLES", "UnitDocuments", "frozen_documents", "UnitsBlock", "INDIV_COLUMNS",
-           "individual_block", "SUMMARY_COLUMNS", "DailySummary", "DayRow", "ratios"]
+           "SUMMARY_COLUMNS", "DailySummary", "DayRow", "ratios"]

@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -46,6 +46,9 @@ from .indivlog import INDIV_COLUMNS, UnitsBlock
 from .summary import SUMMARY_COLUMNS, DayRow
 from .textfmt import encode_column, format_rows
 from .worker import RecorderError, SinkWorker
+
+if TYPE_CHECKING:
+    from .httpsink import UnitDocuments
 
 __all__ = ["RunInfo", "DatabaseSink", "SQLiteSink", "PostgresSink", "open_database",
            "parse_dburl", "hide_password", "DB_TABLES"]
@@ -97,6 +100,7 @@ class DatabaseSink(SinkWorker):
     rows; each batch is written in one transaction."""
 
     kind = "database"
+    output = "database"
 
     def __init__(self, name: str, run: RunInfo, max_items: int = 256, block: bool = True):
         super().__init__(name, max_items=max_items, block=block)
@@ -105,11 +109,26 @@ class DatabaseSink(SinkWorker):
         self.unit_rows = 0
         self.day_rows = 0
 
+    @property
+    def where(self) -> Path | str:
+        """The database file, or its URL without the password."""
+        raise NotImplementedError
+
     def write_units(self, block: UnitsBlock) -> bool:
+        """Queue one block of unit states; False if it was dropped."""
         return self.put(("units", block))
 
     def write_days(self, rows: Iterable[DayRow]) -> bool:
+        """Queue summary rows (days, or sum and avg); False if they were dropped."""
         return self.put(("days", tuple(rows)))
+
+    def log_units(self, block: UnitsBlock, documents: UnitDocuments | None) -> None:
+        """The block's rows to ``unit_states``."""
+        self.write_units(block)
+
+    def log_rows(self, rows: Sequence[DayRow]) -> None:
+        """Day rows to ``daily_summary``, ``sum``/``avg`` to ``run_totals``."""
+        self.write_days(rows)
 
     def handle(self, batch: list[tuple[str, Any]]) -> None:
         blocks = [item for kind, item in batch if kind == "units" and len(item)]
@@ -175,6 +194,11 @@ class SQLiteSink(DatabaseSink):
     """An SQLite file (WAL journal, ``synchronous=NORMAL``)."""
 
     kind = "sqlite"
+
+    @property
+    def where(self) -> Path:
+        """The SQLite file."""
+        return self.path
 
     def __init__(self, path: str | Path, run: RunInfo, max_items: int = 256,
                  block: bool = True):
@@ -299,10 +323,15 @@ class PostgresSink(DatabaseSink):
 
     kind = "postgresql"
 
+    @property
+    def where(self) -> str:
+        """The URL without the password."""
+        return self.shown
+
     def __init__(self, url: str, run: RunInfo, max_items: int = 256, block: bool = True,
                  connect_timeout: float = 10.0):
         psycopg = _import_psycopg()
-        shown = hide_password(url)
+        shown = self.shown = hide_password(url)
         super().__init__(f"PostgreSQL database {shown}", run, max_items, block)
         try:
             self._db = psycopg.connect(url, connect_timeout=max(1, int(connect_timeout)))

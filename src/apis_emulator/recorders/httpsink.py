@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..engine import Emulator
     from ..engine.units import Units
+    from .indivlog import UnitsBlock
 
 __all__ = ["HttpSink", "UnitDocuments", "frozen_documents"]
 
@@ -89,6 +90,9 @@ class HttpSink(SinkWorker):
         [s] at close for sending what is queued.
     """
 
+    output = "http"
+    wants_documents = True
+
     def __init__(self, url: str, timeout: float = 3.0, retries: int = 2, backoff: float = 0.25,
                  max_items: int = 8, close_timeout: float = 5.0):
         super().__init__(f"HTTP sink {url}", max_items=max_items, block=False, max_batch=1)
@@ -104,8 +108,19 @@ class HttpSink(SinkWorker):
         self._last_fail_log = -1e18
         self.start()
 
+    @property
+    def where(self) -> str:
+        """The address posted to."""
+        return self.url
+
     def write(self, docs: UnitDocuments) -> bool:
+        """Queue one post; False if the queue was full and it was dropped."""
         return self.put(docs)
+
+    def log_units(self, block: UnitsBlock, documents: UnitDocuments | None) -> None:
+        """Post the documents (the per-unit rows are for the other sinks)."""
+        if documents is not None:
+            self.write(documents)
 
     def close(self) -> None:
         self._deadline = self.clock() + self.close_timeout

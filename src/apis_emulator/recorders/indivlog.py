@@ -13,6 +13,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,8 +21,11 @@ from ..engine import OUT_FIELDS, Snapshot
 from .textfmt import encode_column, format_rows
 from .worker import RecorderError, SinkWorker, sync_and_close, write_all
 
+if TYPE_CHECKING:
+    from .httpsink import UnitDocuments
+
 __all__ = ["INDIV_COLUMNS", "INDIV_TIME_FORMAT", "UnitsBlock", "IndividualCSV",
-           "individual_block", "open_new_file"]
+           "open_new_file"]
 
 INDIV_COLUMNS = ("id", "time", "display", "rsoc", "pvc_charge_power", "ups_output_power",
                  "charge_discharge_power", "wg", "p2")
@@ -55,12 +59,6 @@ class UnitsBlock:
         return len(self.ids)
 
 
-def individual_block(snap: Snapshot) -> tuple[tuple[str, ...], tuple[str, ...], str, np.ndarray]:
-    """What one snapshot contributes: ids, displays, time text and the numbers (n × 6)."""
-    block = UnitsBlock.of(snap)
-    return block.ids, block.displays, block.time.strftime(INDIV_TIME_FORMAT), block.numbers
-
-
 def open_new_file(path: Path, header: bytes) -> int:
     """Create (or empty) ``path``, write ``header`` in one write; the descriptor."""
     try:
@@ -77,7 +75,7 @@ class _Encoder:
 
     def __init__(self) -> None:
         self._key: tuple[tuple[str, ...], tuple[str, ...]] | None = None
-        self._cols: tuple = ()
+        self._cols: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
     def __call__(self, block: UnitsBlock, time_text: str) -> bytes:
         if self._key != (block.ids, block.displays):
@@ -93,6 +91,8 @@ class IndividualCSV(SinkWorker):
     every ``max_batch`` blocks); ``fsync`` every ``sync_interval`` wall seconds and at close.
     """
 
+    output = "indivLog"
+
     def __init__(self, path: str | os.PathLike[str], max_items: int = 256, block: bool = True,
                  sync_interval: float = 10.0):
         self.path = Path(path)
@@ -105,9 +105,18 @@ class IndividualCSV(SinkWorker):
         self.rows = 0
         self.start()
 
+    @property
+    def where(self) -> Path:
+        """The CSV file."""
+        return self.path
+
     def write(self, item: UnitsBlock | Snapshot) -> bool:
         """Queue the rows of one block (a snapshot is turned into its block)."""
         return self.put(item if isinstance(item, UnitsBlock) else UnitsBlock.of(item))
+
+    def log_units(self, block: UnitsBlock, documents: UnitDocuments | None) -> None:
+        """The block's rows to the file."""
+        self.write(block)
 
     def handle(self, batch: list[UnitsBlock]) -> None:
         data = b"".join(self._encode(b, b.time.strftime(INDIV_TIME_FORMAT)) for b in batch)

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .indivlog import INDIV_COLUMNS, UnitsBlock
 from .worker import RecorderError, SinkWorker
+
+if TYPE_CHECKING:
+    from .httpsink import UnitDocuments
 
 __all__ = ["IndividualParquet", "import_pyarrow"]
 
@@ -54,6 +57,8 @@ class IndividualParquet(SinkWorker):
         Rows buffered in memory before they are written as one row group.
     """
 
+    output = "indivLog"
+
     def __init__(self, directory: str | os.PathLike[str], rows_per_file: int = 1_000_000,
                  part_seconds: float = 60.0, row_group_rows: int = 131_072,
                  max_items: int = 256, block: bool = True):
@@ -83,8 +88,18 @@ class IndividualParquet(SinkWorker):
         self._part_started = 0.0
         self.start()
 
+    @property
+    def where(self) -> Path:
+        """The directory of parts."""
+        return self.path
+
     def write(self, block: UnitsBlock) -> bool:
+        """Queue one block; False if the queue was full and it was dropped."""
         return self.put(block)
+
+    def log_units(self, block: UnitsBlock, documents: UnitDocuments | None) -> None:
+        """The block's rows to the parts."""
+        self.write(block)
 
     # ------------------------------------------------------------------ writer thread
     def handle(self, batch: list[UnitsBlock]) -> None:

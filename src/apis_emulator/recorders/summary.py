@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,14 +179,26 @@ class SummaryCSV(SinkWorker):
     """Writes summary rows to a CSV file from a thread of its own: each batch of rows in a
     single ``write``, then ``fsync`` (a day row is rare and precious)."""
 
+    output = "summary"
+
     def __init__(self, path: str | os.PathLike[str], max_items: int = 64, block: bool = True):
         self.path = Path(path)
         super().__init__(f"summary CSV {self.path}", max_items=max_items, block=block)
         self._fd = open_new_file(self.path, _line(list(SUMMARY_COLUMNS)))
         self.start()
 
-    def write(self, rows: list[DayRow]) -> bool:
+    @property
+    def where(self) -> Path:
+        """The CSV file."""
+        return self.path
+
+    def write(self, rows: Sequence[DayRow]) -> bool:
+        """Queue summary rows; False if the queue was full and they were dropped."""
         return self.put(tuple(rows))
+
+    def log_rows(self, rows: Sequence[DayRow]) -> None:
+        """Summary rows to the file."""
+        self.write(rows)
 
     def handle(self, batch: list[tuple[DayRow, ...]]) -> None:
         write_all(self._fd, b"".join(_line(r.cells()) for rows in batch for r in rows))

@@ -33,7 +33,8 @@ def encode_column(texts: tuple[str, ...] | list[str]) -> tuple[np.ndarray, np.nd
 
 
 @njit(cache=True, nogil=True)
-def _put_fixed(buf, pos, value, decimals, digits):  # pragma: no cover - compiled
+def _put_fixed(buf: np.ndarray, pos: int, value: float, decimals: int,
+               digits: np.ndarray) -> int:  # pragma: no cover - compiled
     scale = 10 ** decimals
     negative = value < 0.0
     scaled = np.int64(abs(value) * scale + 0.5)
@@ -63,7 +64,9 @@ def _put_fixed(buf, pos, value, decimals, digits):  # pragma: no cover - compile
 
 
 @njit(cache=True, nogil=True)
-def _format(a, a_len, b, b_len, c, c_len, numbers, decimals):  # pragma: no cover - compiled
+def _format(a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.ndarray, c: np.ndarray,
+            c_len: np.ndarray, numbers: np.ndarray,
+            decimals: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     n_rows, n_cols = numbers.shape
     size = n_rows * (a.shape[1] + b.shape[1] + c.shape[1] + 3 + n_cols * 24 + 1)
     buf = np.empty(size, dtype=np.uint8)
@@ -92,6 +95,7 @@ def format_rows(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, 
     """CSV lines: three text columns (from :func:`encode_column`; a one-row column repeats)
     then the numbers in fixed point with ``decimals[j]`` digits; NaN or |value| >= 1e14 gives
     an empty field."""
-    return _format(first[0], first[1], second[0], second[1], third[0], third[1],
-                   np.ascontiguousarray(numbers, dtype=np.float64),
-                   np.asarray(decimals, dtype=np.int64)).tobytes()
+    text: bytes = _format(first[0], first[1], second[0], second[1], third[0], third[1],
+                          np.ascontiguousarray(numbers, dtype=np.float64),
+                          np.asarray(decimals, dtype=np.int64)).tobytes()
+    return text
