@@ -1,4 +1,4 @@
-"""Command line: ``apis-emulator serve | simulate``.
+"""Command line: ``apis-emulator serve | simulate | sweep | report``.
 
 Parses flags, builds the settings, the data set and the emulator, and starts things; nothing
 else lives here.
