@@ -19,6 +19,7 @@ from .config import Settings, load_settings
 from .engine import Emulator
 from .errors import EmulatorError
 from .inputs import load_dataset
+from .sweep.command import add_sweep_parser, sweep_command
 
 __all__ = ["main", "build_parser", "setup_logging"]
 
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="individual-log format (default csv)")
     sim.add_argument("--no-progress", action="store_true", help="no progress bar")
     _common(sim)
+    add_sweep_parser(sub)
     rep = sub.add_parser("report", help="summarise a recorded run: totals, ratios, PNG plots")
     rep.add_argument("run_dir", help="directory of a run (simulate --out DIR, or data/output)")
     rep.add_argument("--out", help="where to write report.md and the plots (default RUN_DIR)")
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(report(args.run_dir, args.out, plots=not args.no_plots).text, end="")
             return 0
+        if args.command == "sweep":
+            return sweep_command(args)
         if args.command == "simulate":
             return _simulate(args)
         return _serve(args)

@@ -1,0 +1,139 @@
+"""Running a sweep's runs on Dask: a LocalCluster we start, or a cluster given by its address.
+
+Dask places the tasks, re-runs a task whose worker died (on another worker) and retries a task
+that raised (``retries``); this module only connects, sends the data sets once, submits one
+task per run and collects what comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from .. import __version__
+from ..errors import EmulatorError
+from .resolve import Run, Sweep
+from .task import check_worker, execute
+
+__all__ = ["ClusterError", "connect", "run_on_dask"]
+
+log = logging.getLogger(__name__)
+
+
+class ClusterError(EmulatorError):
+    """The Dask cluster cannot run the sweep (unreachable, or workers that cannot see DIR)."""
+
+
+@contextmanager
+def _local_cluster(workers: int | None) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    n = workers or os.cpu_count() or 1
+    if n < 1:
+        raise ClusterError(f"--workers={n} is not accepted: a whole number >= 1")
+    # one thread per worker: a run holds the interpreter; loopback only, free ports
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        yield client
+
+
+@contextmanager
+def _remote(address: str) -> Iterator[Any]:
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"no Dask scheduler answers at {address!r} ({exc}); start one with "
+                           f"`dask scheduler` or leave --scheduler out for a local cluster") \
+            from None
+    with client:
+        yield client
+
+
+@contextmanager
+def connect(workers: int | None = None, scheduler: str | None = None,
+            client: Any = None) -> Iterator[Any]:
+    """A Dask client: the one given, one on ``scheduler``, or one on a LocalCluster we own."""
+    if client is not None:
+        yield client
+    elif scheduler:
+        with _remote(scheduler) as remote:
+            yield remote
+    else:
+        with _local_cluster(workers) as local:
+            yield local
+
+
+def dashboard(client: Any) -> str | None:
+    """The Dask dashboard's address (Dask says there when bokeh is missing), or None."""
+    info = client.scheduler_info()
+    port = info.get("services", {}).get("dashboard")
+    if not port:
+        return None
+    host = info["address"].split("://")[-1].rsplit(":", 1)[0]
+    return f"http://{host}:{port}/status"
+
+
+def check_workers(client: Any, runs_dir: Path) -> None:
+    """Refuse a cluster whose workers cannot import us or cannot see the runs folder."""
+    try:
+        seen = client.run(check_worker, str(runs_dir))
+    except Exception as exc:  # a worker without apis-emulator fails to load the function
+        raise ClusterError(f"the Dask workers cannot run apis-emulator ({type(exc).__name__}: "
+                           f"{exc}); install it on every worker") from None
+    blind = sorted(w for w, info in seen.items() if not info["sees_out"])
+    if blind:
+        raise ClusterError(f"worker(s) {', '.join(blind)} do not see {runs_dir}: the output "
+                           f"folder must be on a filesystem all workers share, at the same path")
+    for worker, info in seen.items():
+        if info["version"] != __version__:
+            log.warning("worker %s has apis-emulator %s, this client %s", worker,
+                        info["version"], __version__)
+
+
+def _outcome(future: Any) -> dict[str, Any]:
+    if future.status == "finished":
+        return {"status": "ok", **future.result()}
+    try:
+        exc = future.exception()
+    except Exception as cancelled:  # a cancelled future has no exception to give
+        exc = cancelled
+    return {"status": "error", "error": f"{type(exc).__name__}: {exc}".strip()}
+
+
+def run_on_dask(client: Any, sweep: Sweep, todo: Sequence[Run], runs_dir: Path, *,
+                retries: int, progress: bool, results: MutableMapping[str, dict[str, Any]]
+                ) -> None:
+    """Submit a task per run of ``todo`` and put each outcome into ``results`` as it comes."""
+    from distributed import as_completed
+
+    check_workers(client, runs_dir)
+    link = dashboard(client)
+    if link:
+        log.info("Dask dashboard: %s", link)
+    # each data set goes to every worker once; the tasks refer to it
+    data = {path: client.scatter(sweep.datasets[path], broadcast=True, hash=False)
+            for path in dict.fromkeys(run.data for run in todo)}
+    token = uuid.uuid4().hex[:6]
+    futures = {client.submit(execute, run, data[run.data], str(runs_dir), retries=retries,
+                             key=f"apis-run-{run.run_id}-{token}"): run for run in todo}
+    total = len(sweep.runs)
+    bar = tqdm(total=total, initial=total - len(todo), unit="run", disable=not progress,
+               desc="sweep", postfix={"dashboard": link} if link else None)
+    try:
+        for future in as_completed(futures):
+            results[futures[future].run_id] = _outcome(future)
+            bar.update(1)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    finally:
+        bar.close()
