@@ -9,16 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apis_emulator.engine import (
-    CHARGE,
-    DISCHARGE,
-    RAMP_SECONDS,
-    VOLTAGE_REFERENCE,
-    WAIT,
-    solve_grid,
-)
+from apis_emulator.engine import RAMP_SECONDS, solve_grid
 from apis_emulator.engine.render import dcdc_status_view, unit_document
+from apis_emulator.modes import Mode
 from apis_emulator.runner import RealTimeRunner
+
+WAIT, DISCHARGE, VOLTAGE_REFERENCE, CHARGE = Mode
 
 DROOP = 0.039  # apis-main's hwConfig droopRatio, sent during the hand-over
 

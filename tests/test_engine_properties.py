@@ -17,19 +17,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from apis_emulator.config import MODE_CODES
-from apis_emulator.engine import (
-    CHARGE,
-    DISCHARGE,
-    LEDGER_FIELDS,
-    OUT_FIELDS,
-    VOLTAGE_REFERENCE,
-    WAIT,
-    Emulator,
-    solve_grid,
-)
+from apis_emulator.engine import LEDGER_FIELDS, OUT_FIELDS, Emulator, solve_grid
 from apis_emulator.inputs import DAYS
+from apis_emulator.modes import MODE_CODES, Mode
 from conftest import dataset_from_arrays, settings
+
+WAIT, DISCHARGE, VOLTAGE_REFERENCE, CHARGE = Mode
 
 L = {name: i for i, name in enumerate(LEDGER_FIELDS)}
 OUT = {name: i for i, name in enumerate(OUT_FIELDS)}

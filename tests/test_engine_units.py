@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from apis_emulator.engine import OUT_FIELDS
+from apis_emulator.engine import OUT_FIELDS, load_state, save_state
 from apis_emulator.engine.render import unit_document
 from apis_emulator.errors import InvalidValueError, StateFileError, UnknownUnitError
 from conftest import assert_same_state, state_of
@@ -59,9 +59,9 @@ def test_remove_last_unit_then_refuse(make_emulator):
 
 def test_add_after_load_state_with_other_ids(em):
     """Ids come from the ids present, not from the count (defect of power-flow-model §8)."""
-    saved = em.save_state()
+    saved = save_state(em)
     state = {"E005": saved["E001"], "E010": saved["E002"]}
-    em.load_state(json.loads(json.dumps(state)))
+    load_state(em, json.loads(json.dumps(state)))
     assert em.ids == ["E005", "E010"]
     assert em.add_unit() == "E011"
     assert em.remove_unit() == "E011"
@@ -70,8 +70,8 @@ def test_add_after_load_state_with_other_ids(em):
 
 
 def test_add_after_a_gap_in_the_middle(em):
-    saved = em.save_state()
-    em.load_state({"E001": saved["E001"], "E003": saved["E003"]})
+    saved = save_state(em)
+    load_state(em, {"E001": saved["E001"], "E003": saved["E003"]})
     assert em.add_unit() == "E004"
     assert em.remove_unit() == "E004"
     assert em.remove_unit() == "E003"
@@ -160,13 +160,13 @@ def test_reset_restores_standard_units(em, make_emulator):
 
 # ---------------------------------------------------------------------- save / load
 def test_save_change_load_restores_exactly(em):
-    saved = json.loads(json.dumps(em.save_state()))  # as written to and read from lastSave.json
+    saved = json.loads(json.dumps(save_state(em)))  # as written to and read from lastSave.json
     before = state_of(em)
     em.advance(500)
     em.set_emu("E003", {"rsoc": 3.0})
     em.set_dcdc("E002", mode="0x0041", dig=2.0)
     em.add_unit()
-    em.load_state(saved)
+    load_state(em, saved)
     after = state_of(em)
     # the clock is not part of a unit's state: it goes on
     before["step"] = after["step"]
@@ -177,11 +177,11 @@ def test_save_change_load_restores_exactly(em):
 
 
 def test_load_state_then_steps_follow_the_same_trajectory(em, make_emulator):
-    saved = json.loads(json.dumps(em.save_state()))
+    saved = json.loads(json.dumps(save_state(em)))
     em.advance(300)
     expected = em.units.energy.copy(), em.units.ledger.copy()
     em.advance(1000)
-    em.load_state(saved)
+    load_state(em, saved)
     em.step_index -= 1300  # back to the moment of the save
     em.advance(300)
     np.testing.assert_array_equal(em.units.energy, expected[0])
@@ -189,20 +189,20 @@ def test_load_state_then_steps_follow_the_same_trajectory(em, make_emulator):
 
 
 def test_load_state_refuses_bad_documents_and_changes_nothing(em):
-    saved = em.save_state()
+    saved = save_state(em)
     before = state_of(em)
     bad = json.loads(json.dumps(saved))
     bad["E002"]["dcdc"]["status"]["status"] = "0x9999"
     with pytest.raises(StateFileError, match="0x9999"):
-        em.load_state(bad)
+        load_state(em, bad)
     bad = json.loads(json.dumps(saved))
     bad["E003"]["emu"]["rsoc"] = 150.0
     del bad["E003"]["emulator"]
     with pytest.raises(StateFileError, match="rsoc"):
-        em.load_state(bad)
+        load_state(em, bad)
     for state in ({}, [], "x", {"E001": 5}):
         with pytest.raises(StateFileError):
-            em.load_state(state)
+            load_state(em, state)
     assert_same_state(before, state_of(em))
 
 

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from apis_emulator.engine import Emulator
+from apis_emulator.engine.rules import check_command as check_unit_values
+from apis_emulator.runner.pace import PaceMeter
 from apis_emulator.web.app import create_app
-from apis_emulator.web.page import History, PaceMeter, check_unit_values
+from apis_emulator.web.history import History
 from conftest import assert_same_state, state_of
 
 

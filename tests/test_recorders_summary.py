@@ -29,7 +29,8 @@ def snap(step: int, ledger: list[dict[str, float]], energy: list[float],
     return Snapshot(time=START + dt.timedelta(seconds=step), step=step, ids=ids, displays=ids,
                     energy=np.array(energy, dtype=float), capacity=np.full(n, capacity),
                     out=np.zeros((n, len(OUT_FIELDS))), ledger=table, vg=np.zeros(n),
-                    ig=np.zeros(n), wg=np.zeros(n), mode=np.zeros(n, dtype=np.int64))
+                    ig=np.zeros(n), wg=np.zeros(n), mode=np.zeros(n, dtype=np.int64),
+                    dcdc_loss=np.zeros(n))
 
 
 @pytest.mark.parametrize(("args", "expected"), [

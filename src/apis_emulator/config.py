@@ -19,21 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
+from .modes import MODE_CODES, Mode
 
 __all__ = ["Settings", "load_settings", "MODE_CODES", "DEFAULT_MODES", "DEFAULT_MODES_OPS",
            "DEFAULT_MODES_RUNNING", "ENV_PREFIX"]
 
 ENV_PREFIX = "APIS_EMULATOR_"
 
-#: The four DC/DC converter mode codes, in the order the engine indexes them.
-MODE_CODES = ("0x0000", "0x0002", "0x0014", "0x0041")
-DEFAULT_MODES = {"0x0000": "Waiting", "0x0002": "Heteronomy CV Discharging",
-                 "0x0014": "Grid Autonomy Mode",
-                 "0x0041": "Heteronomy CV Charging - grid current limited"}
-DEFAULT_MODES_OPS = {"0x0000": "Waiting", "0x0002": "Heteronomy CV",
-                     "0x0014": "Grid Autonomy", "0x0041": "Heteronomy CV"}
-DEFAULT_MODES_RUNNING = {"0x0000": "off", "0x0002": "discharge", "0x0014": "discharge",
-                         "0x0041": "charge"}
+_W, _D, _VR, _C = (m.code for m in Mode)
+#: §7.1 ``modes``: status names by mode code.
+DEFAULT_MODES = {_W: "Waiting", _D: "Heteronomy CV Discharging", _VR: "Grid Autonomy Mode",
+                 _C: "Heteronomy CV Charging - grid current limited"}
+DEFAULT_MODES_OPS = {_W: "Waiting", _D: "Heteronomy CV", _VR: "Grid Autonomy",
+                     _C: "Heteronomy CV"}
+DEFAULT_MODES_RUNNING = {_W: "off", _D: "discharge", _VR: "discharge", _C: "charge"}
 
 _INF = math.inf
 

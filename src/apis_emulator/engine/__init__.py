@@ -1,11 +1,16 @@
 """The emulation engine: units' state as arrays, the power-flow step, the DC grid, the clock.
 
-Pure: no I/O beyond reading its own packaged template, no HTTP, no threads, no globals.
+Pure: no I/O, no HTTP, no threads, no globals.
 """
 
-from .emulator import EMU_SETTABLE, RAMP_SECONDS, Emulator, Snapshot
-from .grid import CHARGE, DISCHARGE, VOLTAGE_REFERENCE, WAIT, solve_bus, solve_grid
+from ..modes import Mode
+from .emulator import RAMP_SECONDS, ConverterCommand, Emulator, Snapshot
+from .grid import solve_bus, solve_grid
 from .kernel import LEDGER_FIELDS, OUT_FIELDS
+from .rules import DCDC_RULES, EMU_RULES, Rule
+from .savefile import load_state, save_state
+from .series import DAYS, DataSet
 
-__all__ = ["Emulator", "Snapshot", "EMU_SETTABLE", "RAMP_SECONDS", "solve_grid", "solve_bus",
-           "WAIT", "DISCHARGE", "VOLTAGE_REFERENCE", "CHARGE", "OUT_FIELDS", "LEDGER_FIELDS"]
+__all__ = ["Emulator", "Snapshot", "ConverterCommand", "RAMP_SECONDS", "solve_grid", "solve_bus",
+           "Mode", "OUT_FIELDS", "LEDGER_FIELDS", "DCDC_RULES", "EMU_RULES", "Rule",
+           "save_state", "load_state", "DataSet", "DAYS"]

@@ -9,60 +9,58 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import numpy as np
 
-from ..config import MODE_CODES, Settings
+from ..config import Settings
 from ..errors import InvalidValueError, UnknownUnitError
-from ..inputs import DAYS, DataSet
-from .grid import VOLTAGE_REFERENCE, WAIT, solve_grid
+from ..modes import Mode
+from .grid import solve_grid
 from .kernel import LEDGER_FIELDS, OUT_FIELDS, params_vector, run_steps
+from .rules import DCDC_RULES, EMU_RULES
+from .series import DAYS, DataSet
+from .template import standard_document
 from .units import Units, copy_tree
 
-__all__ = ["Emulator", "Snapshot", "load_template", "EMU_SETTABLE", "RAMP_SECONDS"]
+__all__ = ["Emulator", "Snapshot", "ConverterCommand", "RAMP_SECONDS"]
 
 log = logging.getLogger(__name__)
 
 YEAR_S = DAYS * 86400.0
 #: Time a down grid takes to rise from 0 V to dvg [s of emulated time].
 RAMP_SECONDS = 120.0
-#: /set/emu keys and their accepted ranges; the three powers show until the next step.
-EMU_SETTABLE = {"rsoc": (0.0, 100.0), "charge_discharge_power": (0.0, 1e6),
-                "ups_output_power": (0.0, 1e6), "pvc_charge_power": (0.0, 1e6)}
 _EMU_OUT = {"charge_discharge_power": "flow", "ups_output_power": "load", "pvc_charge_power": "pv"}
-RANGES = {"dvg": (0.0, 1000.0), "dig": (0.0, 100.0), "drg": (0.0, 1.0),
-          "p1": (-1e6, 1e6), "p2": (-1e6, 1e6)}
 _OUT = {name: i for i, name in enumerate(OUT_FIELDS)}
 
 
-def load_template() -> dict[str, Any]:
-    """The standard unit document new units are made from (specification's standard.json)."""
-    text = resources.files("apis_emulator").joinpath("data/standard.json").read_text("utf-8")
-    return json.loads(text)
+@dataclass(frozen=True)
+class ConverterCommand:
+    """One converter's new settings (``/set/dcdc``); None keeps a value as it is.
 
+    ``mode`` is a :class:`Mode` or its wire code; dvg [V], dig [A], drg [-], p1/p2 [W].
+    """
 
-def checked_number(name: str, value: float, lo: float, hi: float) -> float:
-    """``value`` as a float in [lo, hi], or InvalidValueError naming ``name`` and the range."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidValueError(name, value, f"a number in [{lo:g}, {hi:g}]") from None
-    if not math.isfinite(number) or not lo <= number <= hi:
-        raise InvalidValueError(name, value, f"a finite number in [{lo:g}, {hi:g}]")
-    return number
+    unit_id: str
+    mode: Mode | str | None = None
+    dvg: float | None = None
+    dig: float | None = None
+    drg: float | None = None
+    p1: float | None = None
+    p2: float | None = None
 
-
-def _mode_index(value: str) -> int:
-    if value not in MODE_CODES:
-        raise InvalidValueError("mode", value, f"one of {', '.join(MODE_CODES)}")
-    return MODE_CODES.index(value)
+    def checked(self) -> tuple[Mode | None, dict[str, float]]:
+        """The mode and the numbers, each within its rule; InvalidValueError otherwise."""
+        mode = self.mode
+        if mode is not None and not isinstance(mode, Mode):
+            mode = Mode.from_code(mode)
+        values = {name: rule.check(v) for name, rule in DCDC_RULES.items()
+                  if (v := getattr(self, name)) is not None}
+        return mode, values
 
 
 def data_offset(start: dt.datetime) -> float:
@@ -93,24 +91,40 @@ def leap_days_passed(start: dt.datetime, elapsed: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A copy of what recorders need, taken between two steps."""
+    """A read-only copy of the units between two steps (glossary: docs/model.md).
+
+    Arrays have one entry per unit, in ``ids`` order.  Signs: ig, wg > 0 when power flows
+    from the DC grid into the unit; out's ``flow`` > 0 when the battery charges.
+    """
 
     time: dt.datetime
     step: int
     ids: tuple[str, ...]
     displays: tuple[str, ...]
-    energy: np.ndarray  # [Wh]
-    capacity: np.ndarray  # [Wh]
+    energy: np.ndarray  # stored battery energy [Wh]
+    capacity: np.ndarray  # battery size [Wh]
     out: np.ndarray  # last step's values, columns OUT_FIELDS [W]
     ledger: np.ndarray  # energies since the start, columns LEDGER_FIELDS [Wh]
-    vg: np.ndarray
-    ig: np.ndarray
-    wg: np.ndarray
-    mode: np.ndarray
+    vg: np.ndarray  # grid voltage [V]
+    ig: np.ndarray  # grid current, > 0 into the unit [A]
+    wg: np.ndarray  # grid power vg·ig, > 0 into the unit [W]
+    mode: np.ndarray  # converter mode, Mode values
+    dcdc_loss: np.ndarray  # converter loss of its mode [W]
+
+    def __post_init__(self) -> None:
+        for name in ("energy", "capacity", "out", "ledger", "vg", "ig", "wg", "mode",
+                     "dcdc_loss"):
+            getattr(self, name).flags.writeable = False
 
     @property
     def rsoc(self) -> np.ndarray:
+        """Relative state of charge [%]."""
         return 100.0 * self.energy / self.capacity
+
+    @property
+    def wb(self) -> np.ndarray:
+        """Battery-side converter power wg − loss, > 0 when it charges the battery [W]."""
+        return self.wg - self.dcdc_loss
 
 
 class Emulator:
@@ -135,7 +149,7 @@ class Emulator:
         self._offset = data_offset(self.start_time)
         self._gain_per_size = 1.0 if dataset.solar_unit == "W/m2" else 1.0 / (
             settings.default_Area * settings.r * settings.pr)
-        self._template = load_template()
+        self._template = standard_document()
         self.initial_units = dataset.households if n_units is None else int(n_units)
         if self.initial_units < 0:
             raise InvalidValueError("units", n_units, "a whole number >= 0")
@@ -146,8 +160,26 @@ class Emulator:
         self._ramp_rate = 0.0  # [V/s]
         self._display_cache: tuple[Units | None, tuple[str, ...]] = (None, ())
         self._position_cache: tuple[Units | None, dict[str, int]] = (None, {})
-        self.units = self.new_units([self._unit_id(k) for k in range(1, self.initial_units + 1)])
+        self._replaced_listeners: list[Callable[[Units], None]] = []
+        self._units = self.new_units([self._unit_id(k) for k in range(1, self.initial_units + 1)])
         self._apply_grid()
+
+    @property
+    def units(self) -> Units:
+        """The units' arrays (read them; change them only through the commands)."""
+        return self._units
+
+    def on_units_replaced(self, listener: Callable[[Units], None]) -> None:
+        """Call ``listener(old_units)`` whenever reset, load, add or remove replaces the units.
+
+        The old container is never stepped again, so it holds the units as they were replaced.
+        """
+        self._replaced_listeners.append(listener)
+
+    def _replace_units(self, units: Units) -> None:
+        old, self._units = self._units, units
+        for listener in self._replaced_listeners:
+            listener(old)
 
     # ------------------------------------------------------------------ clock
     @property
@@ -157,9 +189,11 @@ class Emulator:
 
     @property
     def now(self) -> dt.datetime:
+        """Emulated date and time."""
         return self.start_time + dt.timedelta(seconds=self.emulated_s)
 
     def time_string(self) -> str:
+        """Emulated time as the unit documents show it: ``2019/01/01-00:15:00``."""
         return self.now.strftime("%Y/%m/%d-%H:%M:%S")
 
     # ------------------------------------------------------------------ units
@@ -184,6 +218,7 @@ class Emulator:
         return doc
 
     def new_units(self, ids: list[str]) -> Units:
+        """New units with the standard parameters (and per-unit overrides of the settings)."""
         n = len(ids)
         households = self.dataset.households
         overrides = self.settings.units
@@ -207,7 +242,7 @@ class Emulator:
             energy=rsoc * capacity / 100.0,
             bypass=rsoc <= self.settings.UPS_TRIGGER_BATT_OFF,
             ac_charge=rsoc <= self.settings.UPS_TRIGGER_AC_ON,
-            mode=np.full(n, WAIT, dtype=np.int64),
+            mode=np.full(n, Mode.WAIT, dtype=np.int64),
             dvg=np.full(n, float(template["vdis"]["dvg"])),
             dig=np.full(n, float(template["param"]["dig"])),
             drg=np.full(n, float(template["vdis"]["drg"])),
@@ -217,7 +252,13 @@ class Emulator:
         return units
 
     @property
+    def households(self) -> int:
+        """Households of the data set (unit k uses household (k − 1) mod this)."""
+        return self.dataset.households
+
+    @property
     def ids(self) -> list[str]:
+        """Unit ids in array order."""
         return list(self.units.ids)
 
     def _positions(self) -> dict[str, int]:
@@ -227,6 +268,7 @@ class Emulator:
         return self._position_cache[1]
 
     def has_unit(self, unit_id: str) -> bool:
+        """Whether a unit has this id."""
         return unit_id in self._positions()
 
     def index(self, unit_id: str) -> int:
@@ -240,7 +282,7 @@ class Emulator:
         """Add one unit with the standard parameters; its id is the highest id + 1."""
         highest = max((self._unit_number(u) for u in self.units.ids), default=0)
         unit_id = self._unit_id(highest + 1)
-        self.units = self.units.appended(self.new_units([unit_id]))
+        self._replace_units(self.units.appended(self.new_units([unit_id])))
         self._apply_grid()  # the new unit's meter and converter loss follow the live grid
         return unit_id
 
@@ -251,40 +293,48 @@ class Emulator:
         numbers = [self._unit_number(u) for u in self.units.ids]
         victim = int(np.argmax(numbers))
         unit_id = self.units.ids[victim]
-        self.units = self.units.taken(np.arange(len(self.units)) != victim)
+        self._replace_units(self.units.taken(np.arange(len(self.units)) != victim))
         self._apply_grid()  # the grid loses a converter, perhaps its reference
         return unit_id
 
     def reset(self) -> None:
         """Units back to the standard parameters, as many as at the start (§4.1 Reset)."""
-        self.units = self.new_units([self._unit_id(k) for k in range(1, self.initial_units + 1)])
+        self._replace_units(
+            self.new_units([self._unit_id(k) for k in range(1, self.initial_units + 1)]))
         self.ramp_voltage = None
         self._apply_grid()  # the grid is down again (a later reference ramps up from 0 V)
 
     # ------------------------------------------------------------------ commands
-    def set_dcdc(self, unit_id: str, mode: str | None = None, dvg: float | None = None,
+    def set_dcdc(self, unit_id: str, mode: Mode | str | None = None, dvg: float | None = None,
                  dig: float | None = None, drg: float | None = None, p1: float | None = None,
                  p2: float | None = None) -> None:
         """Set the converter of one unit (``/set/dcdc``); None keeps a value as it is."""
-        i = self.index(unit_id)
-        new_mode = _mode_index(mode) if mode is not None else None
-        values = {name: checked_number(name, v, *RANGES[name]) for name, v in
-                  (("dvg", dvg), ("dig", dig), ("drg", drg), ("p1", p1), ("p2", p2))
-                  if v is not None}
-        # everything is valid: apply
-        becomes_reference = new_mode == VOLTAGE_REFERENCE and self.units.mode[i] != new_mode
-        if new_mode is not None:
-            self.units.mode[i] = new_mode
+        self.command_converters([ConverterCommand(unit_id, mode, dvg, dig, drg, p1, p2)])
+
+    def command_converters(self, commands: Iterable[ConverterCommand]) -> None:
+        """Set many converters at once and solve the grid once; all or nothing.
+
+        Every command is checked before any is applied, so a refused batch changes nothing.
+        """
+        checked = [(self.index(c.unit_id), *c.checked()) for c in commands]
+        for i, mode, values in checked:
+            self._apply_command(i, mode, values)
+        self._apply_grid()
+
+    def _apply_command(self, i: int, mode: Mode | None, values: Mapping[str, float]) -> None:
+        u = self.units
+        becomes_reference = mode == Mode.VOLTAGE_REFERENCE and u.mode[i] != mode
+        if mode is not None:
+            u.mode[i] = mode
         for name in ("dvg", "dig", "drg", "p1"):
             if name in values:
-                getattr(self.units, name)[i] = values[name]
+                getattr(u, name)[i] = values[name]
         if "p2" in values:
-            self.units.out[i, _OUT["p2"]] = values["p2"]
+            u.out[i, _OUT["p2"]] = values["p2"]
         if becomes_reference:
             self._maybe_start_ramp(i)
         elif self.ramp_voltage is not None and self.ramp_voltage >= self._under_voltage(i):
             self.ramp_voltage = None  # the grid is up: a change settles at once
-        self._apply_grid()
 
     def set_dcdc_voltage(self, unit_id: str, dvg: float, drg: float | None = None) -> None:
         """``/set/dcdc/voltage``: the grid target voltage (and droop) of one unit."""
@@ -298,12 +348,12 @@ class Emulator:
         """``/set/emu``: rsoc, or the shown powers (they hold until the next step)."""
         i = self.index(unit_id)
         if not values:
-            raise InvalidValueError("query", "", f"at least one of {', '.join(EMU_SETTABLE)}")
+            raise InvalidValueError("query", "", f"at least one of {', '.join(EMU_RULES)}")
         checked = {}
         for name, value in values.items():
-            if name not in EMU_SETTABLE:
-                raise InvalidValueError(name, value, f"one of the keys {', '.join(EMU_SETTABLE)}")
-            checked[name] = checked_number(name, value, *EMU_SETTABLE[name])
+            if name not in EMU_RULES:
+                raise InvalidValueError(name, value, f"one of the keys {', '.join(EMU_RULES)}")
+            checked[name] = EMU_RULES[name].check(value)
         for name, value in checked.items():
             if name == "rsoc":
                 self.units.energy[i] = value * self.units.capacity[i] / 100.0
@@ -329,7 +379,7 @@ class Emulator:
         """Recompute every unit's meter (and shown battery flow) once, in O(N)."""
         u = self.units
         v, ig = solve_grid(u.mode, u.dvg, u.dig, u.drg)
-        if not (u.mode == VOLTAGE_REFERENCE).any():
+        if not (u.mode == Mode.VOLTAGE_REFERENCE).any():
             self.ramp_voltage = None
         if self.ramp_voltage is not None:
             if self.ramp_voltage >= v:
@@ -413,43 +463,24 @@ class Emulator:
         return self._display_cache[1]
 
     def snapshot(self) -> Snapshot:
+        """A read-only copy of the units now (for recorders and controllers)."""
         u = self.units
         return Snapshot(time=self.now, step=self.step_index, ids=tuple(u.ids),
                         displays=self._displays(),
                         energy=u.energy.copy(), capacity=u.capacity.copy(), out=u.out.copy(),
                         ledger=u.ledger.copy(), vg=u.vg.copy(), ig=u.ig.copy(),
-                        wg=u.wg.copy(), mode=u.mode.copy())
+                        wg=u.wg.copy(), mode=u.mode.copy(), dcdc_loss=u.dcdc_loss.copy())
 
-    # ------------------------------------------------------------------ save / load
-    def save_state(self) -> dict[str, Any]:
-        """All units as documents, each with the full-precision state under ``emulator``."""
-        from .render import unit_document
-
-        state = {}
-        for i, unit_id in enumerate(self.units.ids):
-            doc = unit_document(self, i)
-            doc["emulator"] = {"energy_wh": float(self.units.energy[i]),
-                               "battery_size_wh": float(self.units.capacity[i]),
-                               "pv_gain": float(self.units.pv_gain[i]),
-                               "household": int(self.units.house[i]),
-                               "bypass": bool(self.units.bypass[i]),
-                               "ac_charge": bool(self.units.ac_charge[i]),
-                               "ledger": [float(x) for x in self.units.ledger[i]],
-                               "out": [float(x) for x in self.units.out[i]],
-                               "ramp_voltage": self.ramp_voltage, "ramp_rate": self._ramp_rate}
-            state[unit_id] = doc
-        return state
-
-    def load_state(self, state: Any, source: str = "state") -> None:
-        """Replace the units by those of ``state`` (a save file's content), all or nothing."""
-        from .render import units_from_documents
-
-        units = units_from_documents(self, state, source)
-        self.units = units
-        self.ramp_voltage, self._ramp_rate = None, 0.0
-        extra = next(iter(state.values())).get("emulator")
-        if isinstance(extra, dict) and isinstance(extra.get("ramp_voltage"), int | float):
-            # the grid was rising when it was saved: it goes on rising from there
-            self.ramp_voltage = float(extra["ramp_voltage"])
-            self._ramp_rate = float(extra.get("ramp_rate") or 0.0)
+    # ------------------------------------------------------------------ replace
+    def replace_state(self, units: Units, ramp_voltage: float | None = None,
+                      ramp_rate: float = 0.0) -> None:
+        """Take ``units`` (a loaded save file) as the community; a saved rising grid goes on
+        rising from ``ramp_voltage`` [V] at ``ramp_rate`` [V/s]."""
+        self._replace_units(units)
+        self.ramp_voltage, self._ramp_rate = ramp_voltage, ramp_rate
         self._apply_grid(shift_flow=False)  # the saved flow already holds the grid
+
+    @property
+    def ramp_rate(self) -> float:
+        """How fast a rising grid rises [V/s]."""
+        return self._ramp_rate

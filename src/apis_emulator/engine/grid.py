@@ -5,9 +5,9 @@ Sign convention: ``ig`` > 0 means current flows from the DC grid into the unit (
 
 Model (power-flow-model §6, extended to several voltage references):
 
-- WAIT (0x0000) units carry no current; DISCHARGE (0x0002) units push ``dig`` into the grid
-  (ig = −dig); CHARGE (0x0041) units draw ``dig`` (ig = +dig).
-- Each voltage reference (0x0014) is a current-limited voltage source with droop: it injects
+- WAIT units carry no current; DISCHARGE units push ``dig`` into the grid (ig = −dig);
+  CHARGE units draw ``dig`` (ig = +dig) (:class:`~apis_emulator.modes.Mode`).
+- Each VOLTAGE_REFERENCE unit is a current-limited voltage source with droop: it injects
   ``s = (dvg − V) · dig / (drg · dvg)`` [A] (so at its full current ``dig`` the voltage has
   drooped by ``drg · dvg``), clipped to ``[−dig, +dig]``.  ``drg`` = 0 is a stiff source: it holds
   V = dvg exactly for any current within its limit.
@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["WAIT", "DISCHARGE", "VOLTAGE_REFERENCE", "CHARGE", "solve_grid", "solve_bus"]
+from ..modes import Mode
 
-# indices into config.MODE_CODES
-WAIT, DISCHARGE, VOLTAGE_REFERENCE, CHARGE = 0, 1, 2, 3
+__all__ = ["solve_grid", "solve_bus"]
 
 
 def _injection(v: float, dvg: np.ndarray, dig: np.ndarray, slope: np.ndarray,
@@ -104,11 +103,11 @@ def solve_grid(mode: np.ndarray, dvg: np.ndarray, dig: np.ndarray,
                drg: np.ndarray) -> tuple[float, np.ndarray]:
     """Bus voltage [V] and every unit's grid current ig [A] for the converters' settings."""
     ig = np.zeros(mode.shape[0])
-    refs = mode == VOLTAGE_REFERENCE
+    refs = mode == Mode.VOLTAGE_REFERENCE
     if not refs.any():
         return 0.0, ig
-    ig[mode == CHARGE] = dig[mode == CHARGE]
-    ig[mode == DISCHARGE] = -dig[mode == DISCHARGE]
+    ig[mode == Mode.CHARGE] = dig[mode == Mode.CHARGE]
+    ig[mode == Mode.DISCHARGE] = -dig[mode == Mode.DISCHARGE]
     v, injection, scale = solve_bus(dvg[refs], dig[refs], drg[refs], float(ig.sum()))
     if scale < 1.0:
         ig *= scale

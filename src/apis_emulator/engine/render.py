@@ -6,24 +6,47 @@ parts of each unit (identity, fixed device values) taken from its template copy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import datetime as dt
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..config import MODE_CODES
-from ..errors import StateFileError
+from ..config import Settings
+from ..errors import InvalidValueError, StateFileError
+from ..modes import MODE_CODES, Mode
 from .kernel import LEDGER_FIELDS, OUT_FIELDS
+from .rules import DCDC_RULES, EMU_RULES
 from .units import Units, copy_tree
 
-if TYPE_CHECKING:
-    from .emulator import Emulator
-
 __all__ = ["unit_document", "all_documents", "unit_view", "dcdc_status_view", "dcdc_view",
-           "set_dcdc_reply", "set_voltage_reply", "set_current_reply", "units_from_documents"]
+           "set_dcdc_reply", "set_voltage_reply", "set_current_reply", "units_from_documents",
+           "DocumentSource", "UnitFactory"]
 
 _O = {name: i for i, name in enumerate(OUT_FIELDS)}
 _L = {name: i for i, name in enumerate(LEDGER_FIELDS)}
 BYPASS_MODE, BATTERY_MODE = 5, 2
+
+
+class DocumentSource(Protocol):
+    """What a unit document is rendered from: the units' arrays, the settings, the time."""
+
+    @property
+    def units(self) -> Units: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def now(self) -> dt.datetime: ...
+
+
+class UnitFactory(DocumentSource, Protocol):
+    """What saved documents are loaded into: new standard units of a data set's households."""
+
+    def new_units(self, ids: list[str]) -> Units: ...
+
+    @property
+    def households(self) -> int: ...
 
 
 def _dischargeable(energy: float, flow: float, load: float, dcloss: float) -> tuple[int, int]:
@@ -35,7 +58,7 @@ def _dischargeable(energy: float, flow: float, load: float, dcloss: float) -> tu
     return minutes // 60, minutes % 60
 
 
-def unit_document(em: Emulator, i: int) -> dict[str, Any]:
+def unit_document(em: DocumentSource, i: int) -> dict[str, Any]:
     """The full document of the unit at position ``i`` (as ``/get/log`` shows it)."""
     u, s = em.units, em.settings
     doc = copy_tree(u.static[i])
@@ -62,7 +85,7 @@ def unit_document(em: Emulator, i: int) -> dict[str, Any]:
     hours, minutes = _dischargeable(energy, flow, load, float(out[_O["dcloss"]]))
     emu["dischargeable_time"] = {"hour": hours, "minute": minutes}
     dcdc = doc["dcdc"]
-    code = MODE_CODES[int(u.mode[i])]
+    code = Mode(int(u.mode[i])).code
     dcdc["status"].update(status=code, statusName=s.modes[code], operationMode=s.modesOps[code],
                           runningState=s.modesRunning[code])
     pm = dcdc["powermeter"]
@@ -82,7 +105,7 @@ def unit_document(em: Emulator, i: int) -> dict[str, Any]:
     return doc
 
 
-def all_documents(em: Emulator) -> dict[str, dict[str, Any]]:
+def all_documents(em: DocumentSource) -> dict[str, dict[str, Any]]:
     """``/get/log``: every unit's full document by id."""
     return {unit_id: unit_document(em, i) for i, unit_id in enumerate(em.units.ids)}
 
@@ -152,7 +175,7 @@ def _number(doc: Any, path: tuple[str, ...], where: str, lo: float, hi: float) -
     return float(value)
 
 
-def units_from_documents(em: Emulator, state: Any, source: str) -> Units:
+def units_from_documents(em: UnitFactory, state: Any, source: str) -> Units:
     """Units rebuilt from saved documents; StateFileError (naming the field) if any is invalid."""
     if not isinstance(state, dict) or not state:
         raise StateFileError(f"{source}: expected an object of unit documents by id")
@@ -166,36 +189,44 @@ def units_from_documents(em: Emulator, state: Any, source: str) -> Units:
     return base
 
 
-def _load_one(em: Emulator, units: Units, i: int, doc: dict[str, Any], where: str) -> None:
+def _rule(doc: Any, path: tuple[str, ...], where: str, rules: Any) -> float:
+    """The number at ``path``, within the command rule of its last key."""
+    rule = rules[path[-1]]
+    return _number(doc, path, where, rule.lo, rule.hi)
+
+
+def _load_one(em: UnitFactory, units: Units, i: int, doc: dict[str, Any], where: str) -> None:
     code = _get(doc, ("dcdc", "status", "status"), where)
-    if code not in MODE_CODES:
+    try:
+        mode = Mode.from_code(code)
+    except InvalidValueError:
         raise StateFileError(f"{where}: dcdc.status.status={code!r} is not one of "
-                             f"{', '.join(MODE_CODES)}")
+                             f"{', '.join(MODE_CODES)}") from None
     extra: dict[str, Any] = doc["emulator"] if isinstance(doc.get("emulator"), dict) else {}
     capacity = float(extra.get("battery_size_wh", units.capacity[i]))
     if "energy_wh" in extra:
         energy = _number(extra, ("energy_wh",), where, 0.0, capacity)
     else:
-        energy = _number(doc, ("emu", "rsoc"), where, 0.0, 100.0) * capacity / 100.0
+        energy = _rule(doc, ("emu", "rsoc"), where, EMU_RULES) * capacity / 100.0
     units.capacity[i] = capacity
     units.energy[i] = energy
-    units.mode[i] = MODE_CODES.index(code)
-    units.dvg[i] = _number(doc, ("dcdc", "vdis", "dvg"), where, 0.0, 1000.0)
-    units.drg[i] = _number(doc, ("dcdc", "vdis", "drg"), where, 0.0, 1.0)
-    units.dig[i] = _number(doc, ("dcdc", "param", "dig"), where, 0.0, 100.0)
-    units.p1[i] = _number(doc, ("dcdc", "powermeter", "p1"), where, -1e6, 1e6)
+    units.mode[i] = mode
+    units.dvg[i] = _rule(doc, ("dcdc", "vdis", "dvg"), where, DCDC_RULES)
+    units.drg[i] = _rule(doc, ("dcdc", "vdis", "drg"), where, DCDC_RULES)
+    units.dig[i] = _rule(doc, ("dcdc", "param", "dig"), where, DCDC_RULES)
+    units.p1[i] = _rule(doc, ("dcdc", "powermeter", "p1"), where, DCDC_RULES)
     ups_mode = _get(doc, ("emu", "ups_operation_mode", "mode"), where)
     units.bypass[i] = bool(extra.get("bypass", ups_mode == BYPASS_MODE))
     units.ac_charge[i] = bool(extra.get("ac_charge", units.ac_charge[i]))
     if "pv_gain" in extra:
         units.pv_gain[i] = float(extra["pv_gain"])
     if "household" in extra:
-        units.house[i] = int(extra["household"]) % em.dataset.households
+        units.house[i] = int(extra["household"]) % em.households
     if isinstance(extra.get("ledger"), list) and len(extra["ledger"]) == len(LEDGER_FIELDS):
         units.ledger[i] = np.asarray(extra["ledger"], dtype=np.float64)
-    units.out[i, _O["pv"]] = _number(doc, ("emu", "pvc_charge_power"), where, 0.0, 1e6)
-    units.out[i, _O["load"]] = _number(doc, ("emu", "ups_output_power"), where, 0.0, 1e6)
-    units.out[i, _O["p2"]] = _number(doc, ("dcdc", "powermeter", "p2"), where, -1e6, 1e6)
+    units.out[i, _O["pv"]] = _rule(doc, ("emu", "pvc_charge_power"), where, EMU_RULES)
+    units.out[i, _O["load"]] = _rule(doc, ("emu", "ups_output_power"), where, EMU_RULES)
+    units.out[i, _O["p2"]] = _rule(doc, ("dcdc", "powermeter", "p2"), where, DCDC_RULES)
     current = _number(doc, ("emu", "battery_current"), where, -1e6, 1e6)
     units.out[i, _O["flow"]] = current * em.settings.batteryVoltage
     shown = extra.get("out")

@@ -16,69 +16,21 @@ from __future__ import annotations
 
 import gzip
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..engine.series import DAYS, DataSet
 from ..errors import DataFileError
 
 __all__ = ["DataSet", "load_dataset", "read_solar_csv", "read_load_csv", "DAYS",
            "DEFAULT_DATASET_DIR", "SOLAR_UNITS"]
 
-DAYS = 365
 SOLAR_UNITS = ("W/m2", "W")
 LOAD_LAYOUTS = ("rows", "wide")
 ROWS_FIRST_VALUE_COLUMN = 7  # 1-based column of the first half-hourly value in the rows layout
 DEFAULT_DATASET_DIR = Path(__file__).resolve().parent.parent / "data" / "default"
-
-
-@dataclass(frozen=True)
-class DataSet:
-    """Solar and household-load series of one year.
-
-    ``solar`` has ``DAYS · samples_per_day`` values [W/m² or W, see ``solar_unit``];
-    ``load_kw`` has shape (households, DAYS · samples_per_day) [kW].
-    """
-
-    solar: np.ndarray
-    solar_unit: str
-    load_kw: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
-    path: str = ""
-
-    @property
-    def households(self) -> int:
-        return int(self.load_kw.shape[0])
-
-    @property
-    def solar_interval(self) -> float:
-        """Time between two solar samples [s]."""
-        return DAYS * 86400.0 / self.solar.shape[0]
-
-    @property
-    def load_interval(self) -> float:
-        """Time between two load samples [s]."""
-        return DAYS * 86400.0 / self.load_kw.shape[1]
-
-    @property
-    def solar_shift(self) -> float:
-        """Where a solar sample sits after its interval's start [s] (half an interval for means)."""
-        return self._shift("solar", self.solar_interval)
-
-    @property
-    def load_shift(self) -> float:
-        """Where a load sample sits after its interval's start [s]."""
-        return self._shift("load", self.load_interval)
-
-    def _shift(self, series: str, interval: float) -> float:
-        part = self.meta.get(series, {})
-        return 0.5 * interval if part.get("samples") == "interval-mean" else 0.0
-
-    @property
-    def name(self) -> str:
-        return str(self.meta.get("name", Path(self.path).name or "data set"))
 
 
 def _open_text(path: Path) -> str:

@@ -56,7 +56,7 @@ class UnitDocuments:
         docs = {}
         out = self.units.out
         for i, unit_id in enumerate(self.units.ids):
-            doc = unit_document(self, i)  # type: ignore[arg-type]  # needs units/settings/now
+            doc = unit_document(self, i)
             acloss, dcloss = float(out[i, _O["acloss"]]), float(out[i, _O["dcloss"]])
             doc["emul"] = {"acloss": acloss, "dcloss": dcloss, "loss": acloss + dcloss,
                            "wasted": float(out[i, _O["wasted"]])}

@@ -21,13 +21,14 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from ..config import MODE_CODES, Settings
-from ..engine import EMU_SETTABLE, Emulator
+from ..config import Settings
+from ..engine import DCDC_RULES, EMU_RULES, Emulator, load_state, save_state
 from ..engine.render import (
     set_current_reply,
     set_dcdc_reply,
     set_voltage_reply,
 )
+from ..engine.rules import MODE_ACCEPTED, NUMBER_ACCEPTED, required
 from ..errors import (
     EmulatorError,
     InvalidValueError,
@@ -35,9 +36,11 @@ from ..errors import (
     StateFileError,
     UnknownUnitError,
 )
+from ..modes import MODE_CODES
 from ..runner import RealTimeRunner
 from .guard import RequestGuard
 from .page import install_page
+from .routes import route
 from .state import FastReads, WebState, read_state_file, write_atomically
 
 __all__ = ["create_app"]
@@ -45,15 +48,20 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 UnitId = Annotated[str, Path(description="unit id, e.g. E001", examples=["E001"])]
-Volts = Annotated[float | None, Query(description="DC grid target voltage [V], 0–1000",
+Volts = Annotated[float | None, Query(description=DCDC_RULES["dvg"].description,
                                       examples=[350.0])]
-Amps = Annotated[float | None, Query(description="DC grid current [A], 0–100", examples=[1.0])]
-Droop = Annotated[float | None, Query(description="droop ratio [-], 0–1 (0.039 = 3.9 %)",
+Amps = Annotated[float | None, Query(description=DCDC_RULES["dig"].description, examples=[1.0])]
+Droop = Annotated[float | None, Query(description=DCDC_RULES["drg"].description,
                                       examples=[0.0])]
-Watts = Annotated[float | None, Query(description="power meter value [W]")]
-ModeCode = Annotated[Literal["0x0000", "0x0002", "0x0014", "0x0041"] | None,
-                     Query(description="DC/DC mode code: 0x0000 Waiting, 0x0002 discharging, "
-                                       "0x0014 voltage reference, 0x0041 charging")]
+Meter1 = Annotated[float | None, Query(description=DCDC_RULES["p1"].description)]
+Meter2 = Annotated[float | None, Query(description=DCDC_RULES["p2"].description)]
+ModeCode = Annotated[Literal[MODE_CODES] | None,  # type: ignore[valid-type]
+                     Query(description="DC/DC mode code, " + MODE_ACCEPTED)]
+Rsoc = Annotated[float | None, Query(description=EMU_RULES["rsoc"].description)]
+BatteryShown = Annotated[float | None, Query(
+    description=EMU_RULES["charge_discharge_power"].description)]
+UpsShown = Annotated[float | None, Query(description=EMU_RULES["ups_output_power"].description)]
+PvShown = Annotated[float | None, Query(description=EMU_RULES["pvc_charge_power"].description)]
 
 
 def _json(data: bytes | Any, status: int = 200) -> Response:
@@ -69,9 +77,9 @@ def _error(status: int, message: str, field: str | None = None, value: Any = Non
     return _json({k: v for k, v in body.items() if v is not None or k == "value"}, status)
 
 
-def _require(name: str, value: Any, accepted: str) -> Any:
+def _require(name: str, value: Any) -> Any:
     if value is None:
-        raise InvalidValueError(name, None, f"required: {accepted}")
+        raise InvalidValueError(name, None, required(name))
     return value
 
 
@@ -154,74 +162,73 @@ def _install_errors(app: FastAPI) -> None:
 
 def _accepted_for(name: str, error: dict[str, Any]) -> str:
     if name == "mode":
-        return f"one of {', '.join(MODE_CODES)}"
+        return MODE_ACCEPTED
     if error.get("type") == "missing":
         return "a value (the parameter is required)"
-    return "a number, e.g. 350.0, 2.3 or 1.0E-4"
+    return NUMBER_ACCEPTED
 
 
 def _user_routes(app: FastAPI, state: WebState) -> None:
     em = state.emulator
 
-    @app.get("/restart", tags=["user"], summary="Reset every unit to the standard parameters")
+    @route(app, "/restart")
     async def restart() -> Response:
         em.reset()
         log.info("reset: %d units with standard parameters", len(em.units))
         return _json(state.all_units())
 
-    @app.get("/add/unit", tags=["user"], summary="Add one unit (id = highest + 1)")
+    @route(app, "/add/unit")
     async def add_unit() -> Response:
         log.info("added unit %s", em.add_unit())
         return _json(state.all_units())
 
-    @app.get("/remove/unit", tags=["user"], summary="Remove the unit with the highest id")
+    @route(app, "/remove/unit")
     async def remove_unit() -> Response:
         log.info("removed unit %s", em.remove_unit())
         return _json(state.all_units())
 
-    @app.get("/get/log", tags=["user"], summary="Every unit's full document, by id")
+    @route(app, "/get/log")
     async def get_log() -> Response:
         return _json(state.all_units())
 
-    @app.get("/save", tags=["user"], summary="Save every unit (atomically) to lastSave.json")
+    @route(app, "/save")
     async def save() -> Response:
-        data = orjson.dumps(em.save_state())
+        data = orjson.dumps(save_state(em))
         async with state.save_lock:
             await asyncio.to_thread(write_atomically, state.save_path, data)
         log.info("saved %d units to %s", len(em.units), state.save_path)
         return _json(state.all_units())
 
-    @app.get("/get/last", tags=["user"], summary="Load the units saved by /save")
+    @route(app, "/get/last")
     async def get_last() -> Response:
         content = await asyncio.to_thread(read_state_file, state.save_path)
-        em.load_state(content, str(state.save_path))
+        load_state(em, content, str(state.save_path))
         log.info("loaded %d units from %s", len(em.units), state.save_path)
         return _json(state.all_units())
 
-    @app.get("/get/emu/{oesid}", tags=["user"], summary="The emu part of one unit")
+    @route(app, "/get/emu/{oesid}")
     async def get_emu(oesid: UnitId) -> Response:
         return _json(state.unit_read("emu", oesid))
 
-    @app.get("/get/acc", tags=["user"], summary="Acceleration: emulated seconds per wall second")
+    @route(app, "/get/acc")
     async def get_acc() -> Response:
         return _json(_number_json(state.runner.acceleration))
 
-    @app.get("/set/acc/{newacc}", tags=["user"], summary="Set the acceleration (> 0)")
+    @route(app, "/set/acc/{newacc}")
     async def set_acc(newacc: Annotated[str, Path(description="new acceleration, > 0")]
                       ) -> Response:
         acc = state.runner.set_acceleration(newacc)
         log.info("acceleration set to %g", acc)
         return _json(_number_json(acc))
 
-    @app.get("/set/emu/{oesid}", tags=["user"],
-             summary="Set emu values: rsoc [%], or the shown powers [W] until the next step")
-    async def set_emu(request: Request, oesid: UnitId,
-                      rsoc: Annotated[float | None, Query(description="0–100 [%]")] = None,
-                      charge_discharge_power: Watts = None, ups_output_power: Watts = None,
-                      pvc_charge_power: Watts = None) -> Response:
+    @route(app, "/set/emu/{oesid}")
+    async def set_emu(request: Request, oesid: UnitId, rsoc: Rsoc = None,
+                      charge_discharge_power: BatteryShown = None,
+                      ups_output_power: UpsShown = None, pvc_charge_power: PvShown = None
+                      ) -> Response:
         for key, raw in request.query_params.multi_items():
-            if key not in EMU_SETTABLE:
-                raise InvalidValueError(key, raw, f"one of the keys {', '.join(EMU_SETTABLE)}")
+            if key not in EMU_RULES:
+                raise InvalidValueError(key, raw, f"one of the keys {', '.join(EMU_RULES)}")
         given = {"rsoc": rsoc, "charge_discharge_power": charge_discharge_power,
                  "ups_output_power": ups_output_power, "pvc_charge_power": pvc_charge_power}
         values: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
@@ -232,43 +239,39 @@ def _user_routes(app: FastAPI, state: WebState) -> None:
 def _apis_main_routes(app: FastAPI, state: WebState) -> None:
     em = state.emulator
 
-    @app.get("/get/unit/{oesid}", tags=["apis-main"], summary="One unit, dcdc trimmed")
+    @route(app, "/get/unit/{oesid}")
     async def get_unit(oesid: UnitId) -> Response:
         return _json(state.unit_read("unit", oesid))
 
-    @app.get("/get/dcdc/status/{oesid}", tags=["apis-main"], summary="DC/DC status and meter")
+    @route(app, "/get/dcdc/status/{oesid}")
     async def get_dcdc_status(oesid: UnitId) -> Response:
         return _json(state.unit_read("status", oesid))
 
-    @app.get("/get/dcdc/{oesid}", tags=["apis-main"], summary="Every DC/DC value of one unit")
+    @route(app, "/get/dcdc/{oesid}")
     async def get_dcdc(oesid: UnitId) -> Response:
         return _json(state.unit_read("dcdc", oesid))
 
-    @app.get("/set/dcdc/{oesid}", tags=["apis-main"],
-             summary="Set mode, voltage, current (and droop, power meters) of one converter")
+    @route(app, "/set/dcdc/{oesid}")
     async def set_dcdc(oesid: UnitId, mode: ModeCode = None, dvg: Volts = None,
-                       dig: Amps = None, drg: Droop = None, p1: Watts = None,
-                       p2: Watts = None) -> Response:
+                       dig: Amps = None, drg: Droop = None, p1: Meter1 = None,
+                       p2: Meter2 = None) -> Response:
         em.index(oesid)
-        _require("mode", mode, f"one of {', '.join(MODE_CODES)}")
-        _require("dvg", dvg, "a number in [0, 1000] [V]")
-        _require("dig", dig, "a number in [0, 100] [A]")
+        for name, value in (("mode", mode), ("dvg", dvg), ("dig", dig)):
+            _require(name, value)
         em.set_dcdc(oesid, mode=mode, dvg=dvg, dig=dig, drg=drg, p1=p1, p2=p2)
         return _json(set_dcdc_reply(state.document(oesid)))
 
-    @app.get("/set/dcdc/voltage/{oesid}", tags=["apis-main"],
-             summary="Set the DC grid target voltage (and droop) of one converter")
+    @route(app, "/set/dcdc/voltage/{oesid}")
     async def set_dcdc_voltage(oesid: UnitId, dvg: Volts = None, drg: Droop = None) -> Response:
         em.index(oesid)
-        _require("dvg", dvg, "a number in [0, 1000] [V]")
+        _require("dvg", dvg)
         em.set_dcdc_voltage(oesid, dvg=dvg, drg=drg)  # type: ignore[arg-type]
         return _json(set_voltage_reply(state.document(oesid)))
 
-    @app.get("/set/dcdc/current/{oesid}", tags=["apis-main"],
-             summary="Set the DC grid current of one converter")
+    @route(app, "/set/dcdc/current/{oesid}")
     async def set_dcdc_current(oesid: UnitId, dig: Amps = None) -> Response:
         em.index(oesid)
-        _require("dig", dig, "a number in [0, 100] [A]")
+        _require("dig", dig)
         em.set_dcdc_current(oesid, dig=dig)  # type: ignore[arg-type]
         return _json(set_current_reply(state.document(oesid)))
 

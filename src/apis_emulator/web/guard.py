@@ -16,11 +16,12 @@ from urllib.parse import urlsplit
 
 import orjson
 
-__all__ = ["RequestGuard", "STATE_CHANGING_PREFIXES"]
+from .routes import state_changing_prefixes
+
+__all__ = ["RequestGuard"]
 
 log = logging.getLogger(__name__)
 
-STATE_CHANGING_PREFIXES = ("/set/", "/add/", "/remove/", "/restart", "/save", "/get/last")
 _SAFE_FETCH_SITES = {b"same-origin", b"none"}
 
 
@@ -34,6 +35,7 @@ class RequestGuard:
     def __init__(self, app: Any, allow: Iterable[str] = ()):
         self.app = app
         self.networks = _networks(allow)
+        self.guarded = state_changing_prefixes()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -59,7 +61,7 @@ class RequestGuard:
                 address = None
             if address is None or not any(address in n for n in self.networks):
                 return f"client {client[0] if client else '?'} is not in the allow-list"
-        if scope["path"].startswith(STATE_CHANGING_PREFIXES):
+        if scope["path"].startswith(self.guarded):
             return self._cross_site(scope)
         return None
 

@@ -24,14 +24,12 @@ charges the battery; ``ig``/``wg`` > 0 flow from the DC grid into the unit (the 
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import orjson
@@ -40,22 +38,23 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from ..config import MODE_CODES
-from ..engine import EMU_SETTABLE, LEDGER_FIELDS, OUT_FIELDS, Emulator
-from ..engine.emulator import RANGES
+from ..engine import DCDC_RULES, EMU_RULES, LEDGER_FIELDS, OUT_FIELDS, Emulator
+from ..engine.rules import check_command
 from ..errors import InvalidValueError
+from ..modes import Mode
+from ..runner.pace import PaceMeter
+from .history import History
 
 if TYPE_CHECKING:
     from ..engine.units import Units
     from .state import WebState
 
-__all__ = ["install_page", "History", "PaceMeter", "UNIT_COLUMNS", "check_unit_values"]
+__all__ = ["install_page", "UNIT_COLUMNS"]
 
 HERE = Path(__file__).resolve().parent
 _O = {name: i for i, name in enumerate(OUT_FIELDS)}
 _L = {name: i for i, name in enumerate(LEDGER_FIELDS)}
 log = logging.getLogger(__name__)
-_NUMBER_ACCEPTED = "a number, e.g. 350.0, 2.3 or 1.0E-4"  # as the API says it
 
 
 def _out(name: str) -> Callable[[Units], np.ndarray]:
@@ -84,8 +83,9 @@ _EXACT_COLUMNS = ("dvg", "dig", "drg", "p1")  # settings: sent back as they are,
 #: The editable fields of a unit (§4.1 ①–⑩): key, number, label, unit, API, hint.
 FORM_FIELDS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("charge_discharge_power", "1", "Charge discharge power", "W", "emu",
-     "battery charge/discharge power, absolute; a value set shows until the next step"),
-    ("rsoc", "2", "rsoc", "%", "emu", "relative state of charge, 0–100"),
+     "battery charge/discharge power, absolute; a value set shows until the next step; "
+     + EMU_RULES["charge_discharge_power"].description),
+    ("rsoc", "2", "rsoc", "%", "emu", EMU_RULES["rsoc"].description),
     ("ups_output_power", "3", "ups output power", "W", "emu",
      "UPS output = household consumption; a value set shows until the next step"),
     ("pvc_charge_power", "4", "pvc charge power", "W", "emu",
@@ -93,189 +93,10 @@ FORM_FIELDS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("p1", "5", "Powermeter all", "W", "dcdc", "consumption of house and storage system (p1)"),
     ("p2", "6", "Powermeter p2", "W", "dcdc", "storage system consumption from AC mains (p2)"),
     ("mode", "7", "Status", "", "dcdc", "DC/DC converter mode"),
-    ("dig", "8", "Grid current", "A", "dcdc", "DC grid maximum current (dig), 0–100"),
-    ("dvg", "9", "Grid voltage", "V", "dcdc", "DC grid target voltage (dvg), 0–1000"),
-    ("drg", "10", "Droop ratio", "", "dcdc",
-     "DC grid droop rate (drg) as a fraction, 0–1: 0.039 = 3.9 %"),
+    ("dig", "8", "Grid current", "A", "dcdc", DCDC_RULES["dig"].description + " (dig)"),
+    ("dvg", "9", "Grid voltage", "V", "dcdc", DCDC_RULES["dvg"].description + " (dvg)"),
+    ("drg", "10", "Droop ratio", "", "dcdc", DCDC_RULES["drg"].description + " (drg)"),
 )
-
-
-# ---------------------------------------------------------------------- history
-@dataclass
-class History:
-    """The last ``size`` samples of every unit and of the community, at most one per ``spacing``.
-
-    A listener of the runner (:meth:`sample`): cheap (a few vector copies once per emulated
-    minute), no I/O, bounded memory (``size`` × units × 5 float32).  Each unit id keeps its own
-    column for as long as the server runs; a unit that is absent at a sample gets NaN there.
-    """
-
-    size: int = 1440
-    spacing: float = 60.0  # [s] of emulated time
-    UNIT_SERIES: ClassVar[tuple[str, ...]] = ("rsoc", "pv", "load", "flow", "ig")
-    COMMUNITY_SERIES: ClassVar[tuple[str, ...]] = ("pv", "load", "acin", "dcgrid", "vg", "rsoc")
-    t: np.ndarray = field(init=False)  # emulated seconds since the start
-    per_unit: np.ndarray = field(init=False)  # [sample, column, series]
-    community: np.ndarray = field(init=False)  # [sample, series]
-    count: int = 0  # samples taken ever
-    columns: dict[str, int] = field(default_factory=dict)
-    _last_slot: int = -1
-    _units: object = None
-    _cols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-
-    def __post_init__(self) -> None:
-        self.t = np.full(self.size, np.nan)
-        self.per_unit = np.full((self.size, 8, len(self.UNIT_SERIES)), np.nan, dtype=np.float32)
-        self.community = np.full((self.size, len(self.COMMUNITY_SERIES)), np.nan)
-
-    def clear(self) -> None:
-        self.t[:] = np.nan
-        self.per_unit[:] = np.nan
-        self.community[:] = np.nan
-        self.count = 0
-        self._last_slot = -1
-
-    def _columns_for(self, units: Units) -> np.ndarray:
-        """Column of each present unit (cached while the units container is the same)."""
-        if self._units is not units:
-            for unit_id in units.ids:
-                self.columns.setdefault(unit_id, len(self.columns))
-            need = len(self.columns)
-            if need > self.per_unit.shape[1]:
-                grow = max(need, 2 * self.per_unit.shape[1]) - self.per_unit.shape[1]
-                pad = np.full((self.size, grow, len(self.UNIT_SERIES)), np.nan, np.float32)
-                self.per_unit = np.concatenate([self.per_unit, pad], axis=1)
-            self._cols = np.array([self.columns[u] for u in units.ids], dtype=np.int64)
-            self._units = units
-        return self._cols
-
-    def sample(self, em: Emulator) -> None:
-        """Take a sample if the emulated clock entered a new ``spacing`` slot."""
-        slot = int(em.emulated_s // self.spacing)
-        if slot == self._last_slot:
-            return
-        if em.step_index == 0:  # nothing has been computed yet: all powers read 0
-            return
-        if slot < self._last_slot:  # the clock went back: old samples no longer line up
-            self.clear()
-        self._last_slot = slot
-        u = em.units
-        row = self.count % self.size
-        self.t[row] = em.emulated_s
-        self.per_unit[row] = np.nan
-        if len(u):
-            cols = self._columns_for(u)
-            out = u.out
-            self.per_unit[row, cols] = np.column_stack(
-                [100.0 * u.energy / u.capacity, out[:, _O["pv"]], out[:, _O["load"]],
-                 out[:, _O["flow"]], u.ig])
-            self.community[row] = (out[:, _O["pv"]].sum(), out[:, _O["load"]].sum(),
-                                   out[:, _O["p2"]].sum(), np.clip(u.wg, 0.0, None).sum(),
-                                   em.bus_voltage, 100.0 * u.energy.sum() / u.capacity.sum())
-        else:
-            self.community[row] = (0.0, 0.0, 0.0, 0.0, em.bus_voltage, np.nan)
-        self.count += 1
-
-    def _rows(self, since: float | None) -> np.ndarray:
-        """Ring rows in time order (oldest first), only those after ``since``."""
-        n = min(self.count, self.size)
-        rows = (np.arange(self.count - n, self.count) % self.size).astype(np.int64)
-        if since is not None and n:
-            rows = rows[self.t[rows] > since]
-        return rows
-
-    def unit_series(self, unit_id: str, since: float | None = None) -> dict[str, Any]:
-        rows = self._rows(since)
-        col = self.columns.get(unit_id)
-        data = {"t": self.t[rows]}
-        for k, name in enumerate(self.UNIT_SERIES):
-            data[name] = (self.per_unit[rows, col, k].astype(np.float64) if col is not None
-                          else np.full(len(rows), np.nan))
-        return data
-
-    def community_series(self, since: float | None = None) -> dict[str, Any]:
-        rows = self._rows(since)
-        data = {"t": self.t[rows]}
-        for k, name in enumerate(self.COMMUNITY_SERIES):
-            data[name] = self.community[rows, k]
-        return data
-
-
-# ---------------------------------------------------------------------- pace
-@dataclass
-class PaceMeter:
-    """Whether the emulation keeps pace with acceleration × wall time.
-
-    A listener of the runner: records (wall time, emulated time, time dropped) at each tick;
-    the emulation keeps pace while the runner dropped no emulated time within ``window`` wall
-    seconds and the ticks still come.
-    """
-
-    clock: Callable[[], float]
-    window: float = 10.0  # [s] of wall time
-    ticks: collections.deque[tuple[float, float, float]] = field(
-        default_factory=lambda: collections.deque(maxlen=256))
-
-    def record(self, em: Emulator, behind_s: float) -> None:
-        now = self.clock()
-        self.ticks.append((now, em.emulated_s, behind_s))
-        while len(self.ticks) > 2 and now - self.ticks[0][0] > self.window:
-            self.ticks.popleft()
-
-    def status(self, behind_s: float, sleeptime: float) -> dict[str, Any]:
-        now = self.clock()
-        if not self.ticks:
-            return {"keeps_pace": True, "actual": None, "last_tick_s": None}
-        first, last = self.ticks[0], self.ticks[-1]
-        span = last[0] - first[0]
-        actual = (last[1] - first[1]) / span if span > 0 else None
-        stalled = now - last[0] > 3.0 * sleeptime + 1.0
-        dropped = behind_s > first[2]
-        return {"keeps_pace": not (stalled or dropped), "actual": actual,
-                "last_tick_s": now - last[0]}
-
-
-# ---------------------------------------------------------------------- validation
-def _number(name: str, raw: str, lo: float, hi: float) -> float:
-    """``raw`` as the API reads it: a number (else the API's message), then its range."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidValueError(name, raw, _NUMBER_ACCEPTED) from None
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise InvalidValueError(name, value, f"a finite number in [{lo:g}, {hi:g}]")
-    return value
-
-
-def check_unit_values(values: dict[str, str]) -> list[InvalidValueError]:
-    """Every refusal ``/set/dcdc`` and ``/set/emu`` would give for ``values`` ([] = accepted).
-
-    Converter keys (mode, dvg, dig, drg, p1, p2) go to ``/set/dcdc``, which needs mode, dvg and
-    dig together; EMU keys (rsoc and the shown powers) go to ``/set/emu``.
-    """
-    errors: list[InvalidValueError] = []
-    dcdc_keys = ("mode", "dvg", "dig", "drg", "p1", "p2")
-    for name, raw in values.items():
-        try:
-            if name == "mode":
-                if raw not in MODE_CODES:
-                    raise InvalidValueError("mode", raw, f"one of {', '.join(MODE_CODES)}")
-            elif name in RANGES:
-                _number(name, raw, *RANGES[name])
-            elif name in EMU_SETTABLE:
-                _number(name, raw, *EMU_SETTABLE[name])
-            else:
-                raise InvalidValueError(name, raw, "one of the keys "
-                                        f"{', '.join((*dcdc_keys, *EMU_SETTABLE))}")
-        except InvalidValueError as exc:
-            errors.append(exc)
-    if any(k in values for k in dcdc_keys):
-        for name, accepted in (("mode", f"one of {', '.join(MODE_CODES)}"),
-                               ("dvg", "a number in [0, 1000] [V]"),
-                               ("dig", "a number in [0, 100] [A]")):
-            if name not in values:
-                errors.append(InvalidValueError(name, None, f"required: {accepted}"))
-    return errors
 
 
 # ---------------------------------------------------------------------- routes
@@ -368,7 +189,7 @@ def install_page(app: FastAPI, state: WebState) -> None:
              summary="Validate a unit's values as /set/dcdc and /set/emu would, apply nothing")
     async def check(request: Request, oesid: str) -> Response:
         state.emulator.index(oesid)
-        errors = check_unit_values(dict(request.query_params.items()))
+        errors = check_command(dict(request.query_params.items()))
         if not errors:
             return _json({"ok": True})
         listed = [{"error": str(e), "field": e.field, "value": _json_value(e.value),
@@ -400,7 +221,7 @@ def _unit_table(em: Emulator, wanted: tuple[str, ...]) -> dict[str, Any]:
             table[name] = [st["oesunit"].get("display", uid)
                            for uid, st in zip(u.ids, u.static, strict=True)]
         elif name == "mode":
-            table[name] = [MODE_CODES[m] for m in u.mode.tolist()]
+            table[name] = [Mode(m).code for m in u.mode.tolist()]
         elif name == "bypass":
             table[name] = u.bypass.tolist()
         elif name in _EXACT_COLUMNS:

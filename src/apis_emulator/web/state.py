@@ -28,6 +28,7 @@ from ..engine.render import (
 )
 from ..errors import MissingStateFileError, StateFileError
 from ..runner import RealTimeRunner
+from .routes import fast_paths, fast_prefixes
 
 __all__ = ["WebState", "FastReads", "write_atomically", "read_state_file", "READ_VIEWS"]
 
@@ -80,6 +81,8 @@ class WebState:
     _cache: dict[tuple[str, str], bytes] = field(default_factory=dict)
     _docs: dict[str, dict[str, Any]] = field(default_factory=dict)
     save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    fast_prefixes: tuple[tuple[str, str], ...] = field(default_factory=fast_prefixes)
+    fast_whole: frozenset[str] = field(default_factory=fast_paths)
 
     @property
     def save_path(self) -> Path:
@@ -119,9 +122,9 @@ class WebState:
 
     def fast_read(self, path: str) -> bytes | None:
         """The answer to a hot read path, or None to let the full router handle it."""
-        if path == "/get/log":
+        if path in self.fast_whole:
             return self.all_units()
-        for prefix, kind in READ_PREFIXES:
+        for prefix, kind in self.fast_prefixes:
             if path.startswith(prefix):
                 unit_id = path[len(prefix):]
                 if self.emulator.has_unit(unit_id):
@@ -134,7 +137,6 @@ class WebState:
 READ_VIEWS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "unit": unit_view, "status": dcdc_status_view, "dcdc": dcdc_view,
     "emu": lambda doc: doc["emu"]}
-READ_PREFIXES = (("/get/unit/", "unit"), ("/get/dcdc/status/", "status"))
 
 
 class FastReads:
