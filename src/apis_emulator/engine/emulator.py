@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -110,10 +110,12 @@ class Snapshot:
     wg: np.ndarray  # grid power vg·ig, > 0 into the unit [W]
     mode: np.ndarray  # converter mode, Mode values
     dcdc_loss: np.ndarray  # converter loss of its mode [W]
+    dvg: np.ndarray = field(default_factory=lambda: np.zeros(0))  # converter target voltage [V]
+    dig: np.ndarray = field(default_factory=lambda: np.zeros(0))  # converter current limit [A]
 
     def __post_init__(self) -> None:
         for name in ("energy", "capacity", "out", "ledger", "vg", "ig", "wg", "mode",
-                     "dcdc_loss"):
+                     "dcdc_loss", "dvg", "dig"):
             getattr(self, name).flags.writeable = False
 
     @property
@@ -423,27 +425,54 @@ class Emulator:
         k = np.floor(y).astype(np.int64)
         return solar, k, y - k
 
-    def _run_kernel(self, n: int) -> None:
+    def _run_kernel(self, n: int, watch: np.ndarray | None = None) -> tuple[int, bool]:
+        """Run n steps; with ``watch``, stop right after the first step that leaves a band.
+
+        Returns (steps run, whether a band was left).  The kernel runs all units through the
+        n steps; when a unit leaves its band earlier, the state is put back and the steps up
+        to that moment are run again (exact, and rare).
+        """
         u = self.units
         if n <= 0 or len(u) == 0:
-            return
+            return max(n, 0), False
         solar, load_j, load_f = self._sample_inputs(n)
-        run_steps(self.dt, solar, load_j, load_f, self.dataset.load_kw, u.house, u.pv_gain,
-                  u.wg, u.dcdc_loss, self._params, u.energy, u.capacity, u.bypass, u.ac_charge,
-                  u.out, u.ledger)
+        state = (u.energy, u.bypass, u.ac_charge, u.out, u.ledger)
+        saved = [a.copy() for a in state] if watch is not None else []
+        trip = self._kernel(solar, load_j, load_f, watch)
+        if trip > n:
+            return n, False
+        if trip < n:
+            for array, copy in zip(state, saved, strict=True):
+                array[...] = copy
+            self._kernel(solar[:trip], load_j[:trip], load_f[:trip], None)
+        return trip, True
+
+    def _kernel(self, solar: np.ndarray, load_j: np.ndarray, load_f: np.ndarray,
+                watch: np.ndarray | None) -> int:
+        u = self.units
+        return run_steps(self.dt, solar, load_j, load_f, self.dataset.load_kw, u.house,
+                         u.pv_gain, u.wg, u.dcdc_loss, self._params, u.energy, u.capacity,
+                         u.bypass, u.ac_charge, u.out, u.ledger, watch)
 
     def advance(self, n_steps: int, power_flow: bool = True) -> None:
         """Run ``n_steps`` physics steps of Δt; ``power_flow=False`` only moves clock and ramp."""
-        remaining = int(n_steps)
-        while remaining > 0:
+        self.advance_watched(n_steps, None, power_flow)
+
+    def advance_watched(self, n_steps: int, watch: np.ndarray | None,
+                        power_flow: bool = True) -> tuple[int, bool]:
+        """Like :meth:`advance`, but stop right after a step that takes a unit out of its
+        ``watch`` band (see :func:`.kernel.run_steps`); returns (steps run, band left)."""
+        remaining, done, left = int(n_steps), 0, False
+        while remaining > 0 and not left:
             # while the grid ramps, its voltage changes every step
             chunk = 1 if self.ramp_voltage is not None else remaining
-            if power_flow:
-                self._run_kernel(chunk)
-            self.step_index += chunk
-            remaining -= chunk
-            self._progress_ramp(chunk * self.dt)
+            ran, left = self._run_kernel(chunk, watch) if power_flow else (chunk, False)
+            self.step_index += ran
+            remaining -= ran
+            done += ran
+            self._progress_ramp(ran * self.dt)
         self._changed()
+        return done, left
 
     def steps_until(self, when: dt.datetime) -> int:
         """Whole steps from now until ``when`` (0 if it has passed)."""
@@ -469,7 +498,8 @@ class Emulator:
                         displays=self._displays(),
                         energy=u.energy.copy(), capacity=u.capacity.copy(), out=u.out.copy(),
                         ledger=u.ledger.copy(), vg=u.vg.copy(), ig=u.ig.copy(),
-                        wg=u.wg.copy(), mode=u.mode.copy(), dcdc_loss=u.dcdc_loss.copy())
+                        wg=u.wg.copy(), mode=u.mode.copy(), dcdc_loss=u.dcdc_loss.copy(),
+                        dvg=u.dvg.copy(), dig=u.dig.copy())
 
     # ------------------------------------------------------------------ replace
     def replace_state(self, units: Units, ramp_voltage: float | None = None,

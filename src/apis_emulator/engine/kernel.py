@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["run_steps", "params_vector", "OUT_FIELDS", "LEDGER_FIELDS", "P"]
+__all__ = ["run_steps", "params_vector", "unwatched", "OUT_FIELDS", "LEDGER_FIELDS", "P"]
 
 #: Columns of the ``out`` array: the values of each unit's last step [W].
 OUT_FIELDS = ("pv", "load", "p2", "flow", "acloss", "dcloss", "wasted")
@@ -41,12 +41,17 @@ def params_vector(settings: object) -> np.ndarray:
 
 
 def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
-              energy, capacity, bypass, ac_charge, out, ledger):  # pragma: no cover - compiled
+              energy, capacity, bypass, ac_charge, out, ledger,
+              watch, trip):  # pragma: no cover - compiled
     """Advance every unit by ``len(solar_w)`` steps of ``dt`` [s].
 
     Per step k: ``solar_w[k]`` the solar value at the step's middle [W/m² or W], the load at
     ``load_kw[h, load_j[k]]`` interpolated with weight ``load_f[k]`` toward the next sample.
     ``energy``, ``bypass``, ``ac_charge``, ``out`` and ``ledger`` are updated in place.
+
+    ``watch`` (units × 5: nominal [Wh], lowest and highest remaining Wh R, lowest and highest
+    rsoc [%]) is a band per unit; ``trip[i]`` gets the first step count after which unit i left
+    it (R = int(nominal · rsoc / 100), as apis-main computes it), or n_steps + 1.
     """
     n_units = energy.shape[0]
     n_steps = solar_w.shape[0]
@@ -61,6 +66,9 @@ def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_lo
         byp, acc = bypass[i], ac_charge[i]
         s_pv = s_load = s_p2 = s_wasted = s_acloss = s_dcloss = 0.0
         pv = load = p2 = flow = acloss = dcloss = wasted = 0.0
+        nominal, r_lo, r_hi, soc_lo, soc_hi = watch[i, 0], watch[i, 1], watch[i, 2], \
+            watch[i, 3], watch[i, 4]
+        tripped = n_steps + 1
         for k in range(n_steps):
             # 1. UPS state from the state of charge at the start of the step
             rsoc = 100.0 * e / cap
@@ -105,6 +113,11 @@ def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_lo
                 flow += shortfall
                 e_new = 0.0
             e = e_new
+            if tripped > n_steps:
+                soc = 100.0 * e / cap
+                r = np.floor(nominal * soc / 100.0)
+                if r < r_lo or r > r_hi or soc < soc_lo or soc > soc_hi:
+                    tripped = k + 1
             s_pv += pv
             s_load += load
             s_p2 += p2
@@ -112,6 +125,7 @@ def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_lo
             s_acloss += acloss
             s_dcloss += dcloss
         energy[i], bypass[i], ac_charge[i] = e, byp, acc
+        trip[i] = tripped
         if n_steps > 0:
             out[i, 0], out[i, 1], out[i, 2], out[i, 3] = pv, load, p2, flow
             out[i, 4], out[i, 5], out[i, 6] = acloss, dcloss, wasted
@@ -132,9 +146,27 @@ PARALLEL_MIN_WORK = 2_000_000  # unit-steps per call from which the parallel ver
 
 
 def run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
-              energy, capacity, bypass, ac_charge, out, ledger) -> None:
-    """Advance every unit by ``len(solar_w)`` steps (see :func:`_run_steps`)."""
-    work = energy.shape[0] * solar_w.shape[0]
+              energy, capacity, bypass, ac_charge, out, ledger, watch=None) -> int:
+    """Advance every unit by ``len(solar_w)`` steps (see :func:`_run_steps`).
+
+    Returns the first step count after which a unit left its ``watch`` band (or n + 1): the
+    units have then still run all n steps; the caller rolls back if it wants to stop there.
+    """
+    n = solar_w.shape[0]
+    work = energy.shape[0] * n
     kernel = run_steps_parallel if work >= PARALLEL_MIN_WORK else run_steps_serial
+    if watch is None:
+        watch = unwatched(energy.shape[0])
+    trip = np.empty(energy.shape[0], dtype=np.int64)
     kernel(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
-           energy, capacity, bypass, ac_charge, out, ledger)
+           energy, capacity, bypass, ac_charge, out, ledger, watch, trip)
+    return int(trip.min()) if trip.size else n + 1
+
+
+def unwatched(n_units: int) -> np.ndarray:
+    """A watch table (see :func:`_run_steps`) that never trips."""
+    table = np.empty((n_units, 5))
+    table[:, 0] = 0.0
+    table[:, 1], table[:, 2] = -np.inf, np.inf
+    table[:, 3], table[:, 4] = -np.inf, np.inf
+    return table
