@@ -274,6 +274,11 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None,
         False: only the text.
     """
     run = Path(run_dir)
+    if (run / "runs.csv").is_file():  # a sweep's folder: its KPIs against its axes
+        from .sweep.report import sweep_report
+
+        text, files = sweep_report(run, None if out_dir is None else Path(out_dir), plots)
+        return RunReport(run_dir=run, days=[], totals={}, units=[], text=text, files=files)
     out = Path(out_dir) if out_dir is not None else run
     days, columns, total = read_summary(run / "summary.csv")
     out.mkdir(parents=True, exist_ok=True)

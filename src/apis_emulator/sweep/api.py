@@ -29,6 +29,12 @@ def pending_runs(sweep: Sweep, out_dir: str | Path) -> list[str]:
     return [run.run_id for run in sweep.runs if not is_done(runs_dir / run.run_id)]
 
 
+def _add_done(plan: Sweep, runs_dir: Path, results: dict[str, dict[str, Any]]) -> None:
+    for run in plan.runs:
+        if run.run_id not in results and is_done(runs_dir / run.run_id):
+            results[run.run_id] = {"status": "ok", **finished_row(runs_dir / run.run_id)}
+
+
 def run_sweep(sweep: str | Path | Mapping[str, Any] | Sweep, out_dir: str | Path, *,
               workers: int | None = None, scheduler: str | None = None, client: Any = None,
               retries: int = 1, progress: bool = False) -> Any:
@@ -74,8 +80,8 @@ def run_sweep(sweep: str | Path | Mapping[str, Any] | Sweep, out_dir: str | Path
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     remove_stale(runs_dir)
-    results = {run.run_id: {"status": "ok", **finished_row(runs_dir / run.run_id)}
-               for run in plan.runs if is_done(runs_dir / run.run_id)}
+    results: dict[str, dict[str, Any]] = {}
+    _add_done(plan, runs_dir, results)
     todo = [run for run in plan.runs if run.run_id not in results]
     log.info("sweep %s: %d runs, %d done before, %d to run", plan.source, len(plan.runs),
              len(results), len(todo))
@@ -86,7 +92,12 @@ def run_sweep(sweep: str | Path | Mapping[str, Any] | Sweep, out_dir: str | Path
                 run_on_dask(dask_client, plan, todo, runs_dir, retries=retries,
                             progress=progress, results=results)
             remove_stale(runs_dir)  # attempts on workers that died
+    except KeyboardInterrupt:
+        if scheduler is None and client is None:  # our own workers are stopped by now
+            remove_stale(runs_dir)
+        raise
     finally:
+        _add_done(plan, runs_dir, results)  # folders completed while we were stopping
         rows = table_rows(plan, results)
         write_table(out, rows, columns)
     return as_frame(rows, columns)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import uuid
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -22,13 +23,21 @@ from ..errors import EmulatorError
 from .resolve import Run, Sweep
 from .task import check_worker, execute
 
-__all__ = ["ClusterError", "connect", "run_on_dask"]
+__all__ = ["ClusterError", "connect", "run_on_dask", "ignore_sigint"]
 
 log = logging.getLogger(__name__)
 
 
 class ClusterError(EmulatorError):
     """The Dask cluster cannot run the sweep (unreachable, or workers that cannot see DIR)."""
+
+
+def ignore_sigint() -> None:
+    """In a local worker: Ctrl-C is for the sweep command, which stops the workers itself."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the worker's main thread: leave it
+        pass
 
 
 @contextmanager
@@ -41,6 +50,7 @@ def _local_cluster(workers: int | None) -> Iterator[Any]:
     # one thread per worker: a run holds the interpreter; loopback only, free ports
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        client.run(ignore_sigint)
         yield client
 
 

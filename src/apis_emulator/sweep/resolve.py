@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import math
@@ -120,6 +121,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "controller": lambda k, v: _choice(k, v, controllers.controller_names()),
     "seed": lambda k, v: _whole(k, v, "a whole number >= 0", 0),
     "time_scale": lambda k, v: _number(k, v, "a number > 0", lambda x: x > 0),
+    "operation_mode": lambda k, v: _choice(k, v, controllers.operation_modes()),
     "scenario": lambda k, v: v if v is None else _text(k, v, "the path of a scenario.json"),
     "policy": lambda k, v: v if v is None else _text(k, v, "the path of a policy.json"),
     "hw_config": lambda k, v: v if v is None else _text(k, v, "the path of a hwConfig.json"),
@@ -134,7 +136,8 @@ class _Resolver:
         self.file = sweep_file
         self.datasets: dict[str, DataSet] = {}
         self._digests: dict[str, str] = {}
-        self._files: dict[tuple[str, str | None], dict[str, Any]] = {}
+        self._files: dict[tuple[str, str], dict[str, Any]] = {}
+        self._checked: set[str] = set()
 
     def _path(self, value: str) -> str:
         if value == "default":
@@ -155,10 +158,10 @@ class _Resolver:
 
     def json_file(self, kind: str, value: str | None, origin: str) -> dict[str, Any]:
         """A fresh copy of apis-main's ``kind`` file: the shipped one or the given path."""
-        key = (kind, None if value is None else self._path(value))
+        key = (kind, "" if value is None else self._path(value))
         if key not in self._files:
-            self._files[key] = controllers.shipped_file(kind, origin) if value is None else \
-                controllers.read_json_file(Path(str(key[1])), origin)
+            self._files[key] = controllers.shipped_file(kind) if value is None else \
+                controllers.read_file(Path(key[1]), origin)
         return copy.deepcopy(self._files[key])
 
     def resolve(self, combination: Combination) -> Run:
@@ -166,27 +169,54 @@ class _Resolver:
         options, origins = _options(assigned)
         data, dataset, digest = self.dataset(options["data"], origins.get("data", "sweep.data"))
         units = options["units"] if options["units"] is not None else dataset.households
+        sharing = options["controller"] != "none"
+        step = controllers.default_step(options["time_scale"]) if sharing else None
+        settings = _settings(assigned, units, step)
         params: dict[str, Any] = {
             "days": options["days"], "units": units, "data": digest,
             "indiv_interval": options["indiv_interval"],
             "indiv_format": options["indiv_format"] if options["indiv_interval"] else "csv",
-            "settings": _settings(assigned, units), "controller": options["controller"]}
-        docs = {kind: self._edited(kind, options, assigned) for kind in controllers.FILES
-                if options["controller"] != "none" or any(a.kind == kind for a in assigned)}
-        if options["controller"] != "none":
-            hw = options["hw_config"]
-            params.update(docs, seed=options["seed"], time_scale=options["time_scale"],
-                          hw_config=None if hw is None else self.json_file(
-                              "hwConfig", hw, origins.get("hw_config", "")))
+            "settings": settings, "controller": options["controller"]}
+        files = {kind: self._file(kind, options, origins, assigned, units)
+                 for kind in controllers.FILES}  # checked even when no run of it shares
+        if sharing:
+            params.update(files, seed=options["seed"], time_scale=options["time_scale"],
+                          operation_mode=options["operation_mode"],
+                          hw_config=None if options["hw_config"] is None else self.json_file(
+                              "hwConfig", options["hw_config"], origins["hw_config"]))
+            self._check(params, settings["start"], origins, assigned)
         return Run(run_id_of(params), data, params)
 
-    def _edited(self, kind: str, options: dict[str, Any],
-                assigned: Iterable[Assignment]) -> dict[str, Any]:
+    def _file(self, kind: str, options: dict[str, Any], origins: dict[str, str],
+              assigned: Iterable[Assignment], units: int) -> dict[str, Any] | None:
+        """The run's scenario or policy: None = the shipped one as ``simulate`` uses it."""
         edits = [a for a in assigned if a.kind == kind]
-        doc = self.json_file(kind, options[kind], edits[0].origin if edits else f"sweep.{kind}")
+        if options[kind] is None and not edits:
+            return None
+        doc = self.json_file(kind, options[kind], origins.get(kind, edits[0].origin if edits
+                                                              else f"sweep.{kind}"))
         for a in edits:
             controllers.set_field(kind, doc, a.path, a.value, a.origin)
+        if kind == "policy" and options[kind] is None and not any(
+                a.path == ("memberUnitIds",) for a in edits):
+            # the shipped policy, used unedited, makes every unit a member: so does its copy
+            doc["memberUnitIds"] = [f"E{k:03d}" for k in range(1, units + 1)]
         return doc
+
+    def _check(self, params: dict[str, Any], start: str, origins: dict[str, str],
+               assigned: Iterable[Assignment]) -> None:
+        key = canonical_json({k: params.get(k) for k in _CONTROLLER_KEYS})
+        if key in self._checked:
+            return
+        where = {f"{a.kind}.{'.'.join(a.path)}": a.origin for a in assigned
+                 if a.kind in controllers.FILES}
+        where.update({k: v for k, v in origins.items() if k in _CONTROLLER_KEYS})
+        controllers.check_controller(params, dt.datetime.fromisoformat(start), where)
+        self._checked.add(key)
+
+
+_CONTROLLER_KEYS = ("controller", "scenario", "policy", "hw_config", "seed", "time_scale",
+                    "operation_mode")
 
 
 def _options(assigned: Iterable[Assignment]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -198,9 +228,12 @@ def _options(assigned: Iterable[Assignment]) -> tuple[dict[str, Any], dict[str, 
     return options, origins
 
 
-def _settings(assigned: Iterable[Assignment], units: int) -> dict[str, Any]:
-    """Every setting of the run, checked, as JSON-able values (the data set left out)."""
-    values: dict[str, Any] = {}
+def _settings(assigned: Iterable[Assignment], units: int,
+              step: float | None) -> dict[str, Any]:
+    """Every setting of the run, checked, as JSON-able values (the data set left out).
+
+    ``step`` is the default physics step [s] of a run with a controller (None: simulate's)."""
+    values: dict[str, Any] = {} if step is None else {"step": step}
     origins: dict[str, str] = {}
     for a in assigned:
         if a.kind == "setting":

@@ -24,7 +24,7 @@ __all__ = ["Assignment", "Combination", "SweepFile", "read_sweep_file", "OPTION_
 OPTION_DEFAULTS: dict[str, Any] = {
     "days": 365.0, "units": None, "data": "default", "indiv_interval": 0.0,
     "indiv_format": "csv", "controller": "none", "scenario": None, "policy": None,
-    "hw_config": None, "seed": 0, "time_scale": 1.0}
+    "hw_config": None, "seed": 0, "time_scale": 1.0, "operation_mode": "autonomous"}
 #: Flags of ``simulate`` that set a setting, and the setting that names the data set.
 _SETTING_FLAGS = ("step", "start")
 _ALIASES = {"dataSet": "data"}
