@@ -17,10 +17,17 @@ from .base import DEAL_COLUMNS, END_REASONS, Controller, ControlView, DealRecord
 from .files import OPERATION_MODES, Policy, Scenario, read_policy, read_scenario
 from .shipped import shipped_hw_config, shipped_policy, shipped_scenario
 
-__all__ = ["build_controller", "CONTROLLERS", "Controller", "ControlView", "Plan", "DealRecord",
+__all__ = ["build_controller", "controller_step", "CONTROLLERS", "Controller", "ControlView",
+           "Plan", "DealRecord",
            "DEAL_COLUMNS", "END_REASONS", "ApisController", "Deal", "Policy", "Scenario",
            "OPERATION_MODES", "read_policy", "read_scenario", "shipped_scenario",
            "shipped_policy", "shipped_hw_config"]
+
+def controller_step(time_scale: float = 1.0) -> float:
+    """The physics step [s] a headless run with the shipped apis-main periods takes by default:
+    House-Keeping and Grid Master ticks (5 s × time_scale) fall on steps; at most 10 s."""
+    return min(10.0, 5.0 * time_scale)
+
 
 #: Names ``--controller`` accepts.
 CONTROLLERS = ("none", "apis")

@@ -66,6 +66,7 @@ class Deal:
     base: tuple[float, float, float] = (0.0, 0.0, 0.0)  # (counted, delivered, taken) [Wh]
     rates: tuple[float, float, float] = (0.0, 0.0, 0.0)  # [W]: reference side, charger, −discharger
     booked: tuple[float, float] = (0.0, 0.0)  # delivered, taken already in a daily summary [Wh]
+    end_tick: float = math.inf  # the first tick at which the amount is passed [s]
     cumulated: float = 0.0  # counted on the reference side by the last processed tick [Wh]
     delivered: float = 0.0  # into the charging battery [Wh]
     taken: float = 0.0  # out of the discharging battery [Wh]
@@ -137,15 +138,23 @@ class ApisController:
         acceleration: apis-main against a served emulator).
     operation_mode : str
         The global operation mode at the start (apis-main ships "stop"; an operator sets it).
+    lazy : bool
+        Wake only when something can change (the default); False wakes at every step and
+        watches nothing: the reference the tests hold the lazy runs to.
     """
 
     name = "apis"
 
     def __init__(self, scenario: Scenario, policy: Policy, start: Any, seed: int = 0,
-                 time_scale: float = 1.0, operation_mode: str = "autonomous"):
+                 time_scale: float = 1.0, operation_mode: str = "autonomous", lazy: bool = True):
         self.scenario, self.policy, self.start = scenario, policy, start
         self.seed = int(seed)
+        self.lazy = lazy
         self._rng = np.random.default_rng([self.seed, 0])
+        midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        self._start_of_day = (start - midnight).total_seconds()
+        self._slot_bounds = [(_seconds(s.start), _seconds(s.end)) for s in scenario.slots]
+        self._edges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._scale = _checked_scale(time_scale)
         self._pending_scale: float | None = None
         self.operation_mode = _checked_mode(operation_mode)
@@ -164,7 +173,8 @@ class ApisController:
         self._dirty_units = False
         self._reset_all = False
         self._processed_gm = False
-        self._clock = -math.inf  # [s] events before this moment are past
+        self._clock = math.nan  # [s] events before this moment are past (set by plan)
+        self._promised = math.inf  # [s] the wake-up the last plan asked for
 
     # ------------------------------------------------------------------ periods [s]
     @property
@@ -196,17 +206,31 @@ class ApisController:
     def plan(self, view: ControlView) -> Plan:
         """The next moment that can change something, and the bands to watch until then."""
         self._join(view.snapshot.ids)
-        self._clock = view.elapsed
+        self._catch_up(view)
         table = self._table(view)
         wake = min(self._next_negotiation(), self._next_gm(view, table),
                    self._next_house_keeping(view, table), self._next_slot_change(view))
         if self._dirty_units:
             wake = view.elapsed
-        return Plan(wake, self._watch(view, table))
+        if not self.lazy:
+            wake = min(wake, view.elapsed + _EPS)  # the next step
+        self._promised = wake
+        return Plan(wake, self._watch(view, table) if self.lazy else None)
+
+    def _catch_up(self, view: ControlView) -> None:
+        """Time moved on since the last plan: nothing could happen before the wake-up it
+        promised (or before the last step, when a battery left its band during it)."""
+        # an event due within the last step acts now, on the state now (as without skipping)
+        recent = view.elapsed - view.step + 1e-6
+        if math.isnan(self._clock):
+            self._clock = view.elapsed
+        else:
+            self._clock = max(self._clock, min(self._promised, recent))
 
     def wake(self, view: ControlView) -> list[ConverterCommand]:
         """Run every event due by ``view.elapsed`` in time order; the converter commands."""
         self._join(view.snapshot.ids)
+        self._catch_up(view)
         self._processed_gm = False
         if self._dirty_units:
             self._drop_missing(view)
@@ -220,6 +244,7 @@ class ApisController:
                 break
             self._clock = due
             (self._end_negotiation, self._house_keeping, self._gm_tick)[kind](view, table, due)
+        self._clock = view.elapsed  # everything up to now is accounted for
         return self._commands(view)
 
     def settled(self, view: ControlView) -> None:
@@ -233,6 +258,7 @@ class ApisController:
             out = -float(wb[pos[d.discharge_unit]]) * self._share(d, d.discharge_unit)
             counted = into if self.policy.reference_side == "chargeUnit" else out
             d.rebase(self._gm_last, (counted, into, out))
+            d.end_tick = self._amount_tick(d)
 
     def units_replaced(self, reason: str, old_ids: Sequence[str]) -> None:
         """Reset and load take every unit's converter away; add/remove only their own."""
@@ -293,8 +319,13 @@ class ApisController:
 
     # ------------------------------------------------------------------ the rules' view
     def _slot(self, elapsed: float) -> Slot | None:
-        hhmmss = (self.start + dt.timedelta(seconds=elapsed)).strftime("%H:%M:%S")
-        return self.scenario.slot_at(hhmmss)
+        """The scenario's slot at the emulated time of day (whole seconds, as apis-main's
+        ``HH:mm:ss`` text compares)."""
+        second = math.floor(self._start_of_day + elapsed + 1e-6) % 86400
+        for slot, (lo, hi) in zip(self.scenario.slots, self._slot_bounds, strict=True):
+            if lo <= second < hi:
+                return slot
+        return None
 
     def _table(self, view: ControlView) -> _Table:
         snap = view.snapshot
@@ -385,22 +416,40 @@ class ApisController:
         k = math.ceil((t - phase) / period - _EPS)
         return phase + k * period
 
+    def _opportunities(self, table: _Table, slot: Slot | None) -> np.ndarray:
+        """Positions of units whose request would find at least one accept now."""
+        found = []
+        for kind in (1, 2):
+            asking = self._requesters(table)
+            asking = asking[table.req_type[asking] == kind]
+            if not len(asking):
+                continue
+            if slot is not None and _has_pairs(slot):
+                found += [i for i in asking if self._accepts(table, int(i), kind, slot)]
+                continue
+            amounts = table.acc_discharge if kind == 1 else table.acc_charge
+            giving = table.free & (amounts > self.policy.amount_min_wh)
+            others = int(giving.sum()) - giving[asking].astype(np.int64)  # not itself
+            found += list(asking[others > 0])
+        return np.array(sorted(found), dtype=np.int64)
+
     def _next_house_keeping(self, view: ControlView, table: _Table) -> float:
         """The first tick of a unit whose request would find an accept now."""
-        slot = self._slot(view.elapsed)
-        best = math.inf
-        for i in self._requesters(table):
-            if not self._accepts(table, int(i), int(table.req_type[i]), slot):
-                continue
-            uid = table.ids[i]
-            after = max(self._clock, self._hk_done[uid] + self.house_keeping_s / 2)
-            best = min(best, self._hk_tick_after(uid, after))
-        return best
+        chances = self._opportunities(table, self._slot(view.elapsed))
+        if not len(chances):
+            return math.inf
+        period = self.house_keeping_s
+        ids = [table.ids[i] for i in chances]
+        phase = np.array([self._phases[u] for u in ids]) * period
+        done = np.array([self._hk_done[u] for u in ids])
+        after = np.maximum(self._clock, done + period / 2)
+        ticks = phase + np.ceil((after - phase) / period - _EPS) * period
+        return float(ticks.min())
 
     def _house_keeping(self, view: ControlView, table: _Table, due: float) -> None:
         """Every unit whose request would find an accept and whose tick is ``due`` asks."""
         slot = self._slot(view.elapsed)
-        for i in self._requesters(table):
+        for i in self._opportunities(table, slot):
             uid = table.ids[i]
             after = max(due, self._hk_done[uid] + self.house_keeping_s / 2)
             tick = self._hk_tick_after(uid, after)
@@ -507,8 +556,7 @@ class ApisController:
             return first
         if self._force_condition(table):
             return first
-        ends = (self._amount_tick(d) for d in self._running())
-        return min(ends, default=math.inf)
+        return min((d.end_tick for d in self._running()), default=math.inf)
 
     def _force_condition(self, table: _Table) -> bool:
         pos = {u: i for i, u in enumerate(table.ids)}
@@ -606,6 +654,7 @@ class ApisController:
 
     def _start(self, d: Deal, tick: float) -> None:
         d.started = tick
+        self._day["deals"] += 1  # a deal counts on the day its current starts to flow
         d.cumulated = d.delivered = d.taken = 0.0
         d.rebase(tick, (0.0, 0.0, 0.0))  # the rates come in settled(), once converters are set
 
@@ -614,8 +663,6 @@ class ApisController:
         d.ended, d.end_reason = tick, reason
         self._deals.remove(d)
         self._book(d, d.delivered, d.taken)
-        if d.started is not None:
-            self._day["deals"] += 1
         record = self._record(d)
         self._finished.append(record)
         self.recent.appendleft({**self._describe(d), "cumulated_wh": d.cumulated,
@@ -670,21 +717,25 @@ class ApisController:
     def _commands(self, view: ControlView) -> list[ConverterCommand]:
         """Commands for every converter that is not as the deals want it."""
         snap = view.snapshot
-        want = self._desired()
         p = self.policy
         volts = {Mode.VOLTAGE_REFERENCE: p.grid_voltage_v, Mode.CHARGE: p.grid_voltage_v,
                  Mode.DISCHARGE: p.grid_voltage_max_v}
+        mode = np.full(len(snap.ids), int(Mode.WAIT))
+        dig, dvg = snap.dig.copy(), snap.dvg.copy()
+        pos = {u: i for i, u in enumerate(snap.ids)}
+        for uid, (m, current) in self._desired().items():
+            i = pos[uid]
+            mode[i], dig[i], dvg[i] = m, current, volts[m]
+        differs = (snap.mode != mode) | (np.abs(snap.dig - dig) > 1e-9) | \
+            (np.abs(snap.dvg - dvg) > 1e-9)
         out = []
-        for i, uid in enumerate(snap.ids):
-            mode, current = want.get(uid, (Mode.WAIT, 0.0))
-            if mode == Mode.WAIT:
-                if snap.mode[i] != Mode.WAIT:
-                    out.append(ConverterCommand(uid, Mode.WAIT))
-                continue
-            dig = current
-            if snap.mode[i] != mode or abs(snap.dig[i] - dig) > 1e-9 \
-                    or abs(snap.dvg[i] - volts[mode]) > 1e-9:
-                out.append(ConverterCommand(uid, mode, dvg=volts[mode], dig=dig, drg=0.0))
+        for i in np.flatnonzero(differs):
+            m = Mode(int(mode[i]))
+            if m == Mode.WAIT:
+                out.append(ConverterCommand(snap.ids[i], m))
+            else:
+                out.append(ConverterCommand(snap.ids[i], m, dvg=float(dvg[i]),
+                                            dig=float(dig[i]), drg=0.0))
         return out
 
     # ------------------------------------------------------------------ waking
@@ -716,18 +767,18 @@ class ApisController:
     def _watch_pair(self, slot: Slot, table: _Table, kind: int, watch: np.ndarray) -> None:
         """Requests of ``kind`` need accepts of the other kind: watch entries into whichever
         side could complete a pair that does not exist now."""
-        requesters = [i for i in self._requesters(table) if table.req_type[i] == kind]
-        paired = any(self._accepts(table, int(i), kind, slot) for i in requesters)
-        if paired:
-            return  # the House-Keeping tick is already planned
-        edges = _entry_edges(slot, self.policy, kind)
-        for i in range(len(table.ids)):
-            if not table.free[i]:
-                continue
-            r = int(table.r[i])
-            lo, hi = edges(r)
-            watch[i, 1] = max(watch[i, 1], lo)
-            watch[i, 2] = min(watch[i, 2], hi)
+        chances = self._opportunities(table, slot)
+        # a pair exists: its House-Keeping tick is planned, and only a new requester's own
+        # tick could come earlier; none: whichever side enters may complete one
+        paired = bool((table.req_type[chances] == kind).any())
+        key = (self.scenario.slots.index(slot), kind + 2 * paired)
+        if key not in self._edges:
+            self._edges[key] = _entry_edges(slot, self.policy, kind, accepts=not paired)
+        marks, lows, highs = self._edges[key]
+        segment = np.searchsorted(marks, table.r, side="right")
+        free = table.free
+        watch[free, 1] = np.maximum(watch[free, 1], lows[segment[free]])
+        watch[free, 2] = np.minimum(watch[free, 2], highs[segment[free]])
 
     def _watch_force(self, table: _Table, watch: np.ndarray) -> None:
         """Running deals: wake when a discharger falls below, a charger rises above, its limit."""
@@ -780,7 +831,7 @@ def _checked_mode(mode: str) -> str:
     return mode
 
 
-def _amount(kind: str, limit: int, r: np.ndarray) -> np.ndarray:
+def _amount(kind: str, limit: int, r: Any) -> Any:
     return (limit - r) if kind == "charge" else (r - limit)
 
 
@@ -797,13 +848,27 @@ def _statuses(slot: Slot, r: np.ndarray) -> np.ndarray:
     return status
 
 
+def _has_pairs(slot: Slot) -> bool:
+    """Whether any condition of the slot names a partner (pairUnitId)."""
+    conds = list(slot.request.values()) + [c for a in slot.accept.values() for c in a.values()]
+    return any(c.pair_unit_id is not None for c in conds)
+
+
+def _seconds(hhmmss: str) -> int:
+    h, m, sec = (int(x) for x in hhmmss.split(":"))
+    return h * 3600 + m * 60 + sec
+
+
 def _status_name(slot: Slot, r: int) -> str | None:
     return slot.status(r)
 
 
-def _entry_edges(slot: Slot, policy: Policy, kind: int) -> Any:
-    """A function giving, for a unit at R, the band [lo, hi] of R within which it enters
-    neither the requesters of ``kind`` nor the acceptors for them."""
+def _entry_edges(slot: Slot, policy: Policy, kind: int,
+                 accepts: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For requests of ``kind`` (1 charge, 2 discharge): the marks of R where a role may change,
+    and per segment between them (``searchsorted(marks, R, "right")``) the band [low, high] of
+    R within which a unit enters neither the requesters nor (with ``accepts``) the acceptors
+    it is not yet."""
     minimum = policy.amount_min_wh
     accept_kind = "discharge" if kind == 1 else "charge"
     request_kind = "charge" if kind == 1 else "discharge"
@@ -816,24 +881,22 @@ def _entry_edges(slot: Slot, policy: Policy, kind: int) -> Any:
         req = slot.request.get(name)
         acc = slot.accept.get(name, {}).get(accept_kind)
         asks = req is not None and req.type == request_kind and \
-            int(_amount(req.type, req.limit_wh, np.array(r))) > minimum
-        gives = acc is not None and int(_amount(acc.type, acc.limit_wh, np.array(r))) > minimum
+            _amount(req.type, req.limit_wh, r) > minimum
+        gives = accepts and acc is not None and _amount(acc.type, acc.limit_wh, r) > minimum
         return asks, gives
 
-    def edges(r: int) -> tuple[float, float]:
-        here = role(r)
-        lo, hi = -math.inf, math.inf
-        for m in marks:  # the nearest mark above where the unit takes up a role it lacks
-            if m > r and _gains(here, role(m)):
-                hi = m - 1
-                break
-        for m in reversed(marks):
-            if m <= r and _gains(here, role(m - 1)):
-                lo = m
-                break
-        return lo, hi
-
-    return edges
+    starts = [marks[0] - 1, *marks]  # an R inside each segment
+    roles = [role(r) for r in starts]
+    n = len(roles)
+    lows, highs = np.full(n, -np.inf), np.full(n, np.inf)
+    for k in range(n):
+        up = next((t for t in range(k + 1, n) if _gains(roles[k], roles[t])), None)
+        down = next((t for t in range(k - 1, -1, -1) if _gains(roles[k], roles[t])), None)
+        if up is not None:
+            highs[k] = marks[up - 1] - 1
+        if down is not None:
+            lows[k] = marks[down]
+    return np.array(marks, dtype=np.float64), lows, highs
 
 
 def _gains(now: tuple[bool, bool], then: tuple[bool, bool]) -> bool:

@@ -15,19 +15,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..engine import ConverterCommand, Snapshot
+from ..engine.deals import DEAL_COLUMNS, END_REASONS, TIME_FORMAT, DealRecord
 
 __all__ = ["ControlView", "Plan", "Controller", "DealRecord", "DEAL_COLUMNS", "END_REASONS",
            "TIME_FORMAT"]
-
-#: Times in deal logs, as in the individual log.
-TIME_FORMAT = "%Y/%m/%d-%H:%M:%S"
-#: Columns of deals.csv and of the ``deals`` table, in order.
-DEAL_COLUMNS = ("deal_id", "created", "activated", "started", "ended", "request_unit", "type",
-                "charge_unit", "discharge_unit", "request_wh", "accept_wh", "deal_wh",
-                "cumulated_wh", "end_reason")
-#: Why a deal ended: its amount was delivered, it was stopped or refused, or the run ended.
-END_REASONS = ("amount", "force_stop", "ramp_timeout", "direction", "capacity", "run_end")
-
 
 @dataclass(frozen=True)
 class ControlView:
@@ -36,6 +27,7 @@ class ControlView:
     snapshot: Snapshot
     elapsed: float  # emulated time since the start of the run [s]
     start: dt.datetime  # emulated time at elapsed 0
+    step: float = 1.0  # the physics step Δt [s]: an event due within the last step acts now
 
     @property
     def time(self) -> dt.datetime:
@@ -50,30 +42,6 @@ class Plan:
 
     wake: float
     watch: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class DealRecord:
-    """One finished deal, as deals.csv writes it (times as text, energies [Wh])."""
-
-    deal_id: str
-    created: str
-    activated: str
-    started: str
-    ended: str
-    request_unit: str
-    type: str
-    charge_unit: str
-    discharge_unit: str
-    request_wh: int
-    accept_wh: int
-    deal_wh: int
-    cumulated_wh: float
-    end_reason: str
-
-    def row(self) -> tuple[Any, ...]:
-        """The values in DEAL_COLUMNS order."""
-        return tuple(getattr(self, name) for name in DEAL_COLUMNS)
 
 
 class Controller(Protocol):

@@ -162,7 +162,7 @@ class Emulator:
         self._ramp_rate = 0.0  # [V/s]
         self._display_cache: tuple[Units | None, tuple[str, ...]] = (None, ())
         self._position_cache: tuple[Units | None, dict[str, int]] = (None, {})
-        self._replaced_listeners: list[Callable[[Units], None]] = []
+        self._replaced_listeners: list[Callable[[Units, str], None]] = []
         self._units = self.new_units([self._unit_id(k) for k in range(1, self.initial_units + 1)])
         self._apply_grid()
 
@@ -171,17 +171,18 @@ class Emulator:
         """The units' arrays (read them; change them only through the commands)."""
         return self._units
 
-    def on_units_replaced(self, listener: Callable[[Units], None]) -> None:
-        """Call ``listener(old_units)`` whenever reset, load, add or remove replaces the units.
+    def on_units_replaced(self, listener: Callable[[Units, str], None]) -> None:
+        """Call ``listener(old_units, reason)`` whenever reset, load, add or remove (the
+        reason) replaces the units.
 
         The old container is never stepped again, so it holds the units as they were replaced.
         """
         self._replaced_listeners.append(listener)
 
-    def _replace_units(self, units: Units) -> None:
+    def _replace_units(self, units: Units, reason: str) -> None:
         old, self._units = self._units, units
         for listener in self._replaced_listeners:
-            listener(old)
+            listener(old, reason)
 
     # ------------------------------------------------------------------ clock
     @property
@@ -284,7 +285,7 @@ class Emulator:
         """Add one unit with the standard parameters; its id is the highest id + 1."""
         highest = max((self._unit_number(u) for u in self.units.ids), default=0)
         unit_id = self._unit_id(highest + 1)
-        self._replace_units(self.units.appended(self.new_units([unit_id])))
+        self._replace_units(self.units.appended(self.new_units([unit_id])), "add")
         self._apply_grid()  # the new unit's meter and converter loss follow the live grid
         return unit_id
 
@@ -295,14 +296,14 @@ class Emulator:
         numbers = [self._unit_number(u) for u in self.units.ids]
         victim = int(np.argmax(numbers))
         unit_id = self.units.ids[victim]
-        self._replace_units(self.units.taken(np.arange(len(self.units)) != victim))
+        self._replace_units(self.units.taken(np.arange(len(self.units)) != victim), "remove")
         self._apply_grid()  # the grid loses a converter, perhaps its reference
         return unit_id
 
     def reset(self) -> None:
         """Units back to the standard parameters, as many as at the start (§4.1 Reset)."""
         self._replace_units(
-            self.new_units([self._unit_id(k) for k in range(1, self.initial_units + 1)]))
+            self.new_units([self._unit_id(k) for k in range(1, self.initial_units + 1)]), "reset")
         self.ramp_voltage = None
         self._apply_grid()  # the grid is down again (a later reference ramps up from 0 V)
 
@@ -506,7 +507,7 @@ class Emulator:
                       ramp_rate: float = 0.0) -> None:
         """Take ``units`` (a loaded save file) as the community; a saved rising grid goes on
         rising from ``ramp_voltage`` [V] at ``ramp_rate`` [V/s]."""
-        self._replace_units(units)
+        self._replace_units(units, "load")
         self.ramp_voltage, self._ramp_rate = ramp_voltage, ramp_rate
         self._apply_grid(shift_flow=False)  # the saved flow already holds the grid
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..engine import Snapshot
+from ..engine.deals import DealRecord
 from .database import RunInfo
 from .httpsink import UnitDocuments
 from .indivlog import UnitsBlock
@@ -114,11 +115,18 @@ class Recorders:
         for sink in list(self.sinks):
             self._feed(sink, lambda s: s.log_units(block, documents))
 
-    def end_day(self, snap: Snapshot, label: str | None = None) -> DayRow:
-        """The summary row of the day that ends at ``snap`` (label: see :func:`day_label`)."""
-        row = self.summary.day_row(snap, label or day_label(snap.time))
+    def end_day(self, snap: Snapshot, label: str | None = None,
+                shared: Mapping[str, float] | None = None) -> DayRow:
+        """The summary row of the day that ends at ``snap`` (label: see :func:`day_label`);
+        ``shared``: a controller's totals of the day."""
+        row = self.summary.day_row(snap, label or day_label(snap.time), shared)
         self._write_rows([row])
         return row
+
+    def log_deals(self, records: Sequence[DealRecord]) -> None:
+        """Finished deals to the deal log and the database."""
+        for sink in list(self.sinks):
+            self._feed(sink, lambda s: s.log_deals(records))
 
     def rebase(self, before: Snapshot, after: Snapshot) -> None:
         """The units were replaced between two snapshots (see :meth:`DailySummary.rebase`)."""
@@ -147,7 +155,8 @@ class Recorders:
             pass
 
     # ------------------------------------------------------------------ closing
-    def close(self, snap: Snapshot | None = None) -> list[DayRow]:
+    def close(self, snap: Snapshot | None = None,
+              shared: Mapping[str, float] | None = None) -> list[DayRow]:
         """Write the partial day (if ``snap`` is past the last day row) and the ``sum`` and
         ``avg`` rows, then flush, sync and close every sink; idempotent.  Returns the closing
         rows.  Errors of the sinks are raised after all of them are closed."""
@@ -159,7 +168,7 @@ class Recorders:
         error: BaseException | None = None
         try:
             if snap is not None and snap.step != self.summary.last_step:
-                self.end_day(snap)
+                self.end_day(snap, shared=shared)
             self.closing = self.summary.closing_rows()
             if self.closing:
                 self._write_rows(self.closing)

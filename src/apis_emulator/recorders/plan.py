@@ -21,7 +21,8 @@ __all__ = ["RecorderPlan", "HEADLESS_FILES", "INDIV_FORMATS"]
 
 #: File names inside ``simulate --out DIR`` (``report`` reads them there).
 HEADLESS_FILES = {"summary": "summary.csv", "indivLog.csv": "indivLog.csv",
-                  "indivLog.parquet": "indivLog.parquet", "database": "apis-emulator.sqlite"}
+                  "indivLog.parquet": "indivLog.parquet", "database": "apis-emulator.sqlite",
+                  "deals": "deals.csv"}
 INDIV_FORMATS = ("csv", "parquet")
 #: Individual-log interval [s] of a headless run when the settings leave it empty.
 HEADLESS_INTERVAL = 900.0
@@ -42,6 +43,7 @@ class RecorderPlan:
     mode: str = "simulate"
     summary_csv: Path | None = None
     indiv_log: Path | None = None
+    deals_csv: Path | None = None  # the deal log of a built-in controller
     indiv_interval: float | None = None
     dburl: str | None = None
     blocking: bool = True

@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..engine.deals import DealRecord
 from .database import RunInfo, open_database, parse_dburl
+from .deals import DealsCSV
 from .httpsink import HttpSink, UnitDocuments
 from .indivlog import IndividualCSV, UnitsBlock
 from .parquetlog import IndividualParquet
@@ -48,6 +50,10 @@ class Sink(Protocol):
         """Summary rows: a day's, or the closing ``sum`` and ``avg``."""
         ...
 
+    def log_deals(self, records: Sequence[DealRecord]) -> None:
+        """Finished deals of a built-in controller."""
+        ...
+
     def close(self) -> None:
         """Write what is queued, flush, sync and close; raises the sink's error."""
         ...
@@ -64,6 +70,12 @@ def _summary_csv(plan: RecorderPlan, run: RunInfo) -> Sink | None:
     if plan.summary_csv is None:
         return None
     return SummaryCSV(plan.summary_csv, block=plan.blocking)
+
+
+def _deals_csv(plan: RecorderPlan, run: RunInfo) -> Sink | None:
+    if plan.deals_csv is None:
+        return None
+    return DealsCSV(plan.deals_csv, block=plan.blocking)
 
 
 def _individual_log(plan: RecorderPlan, run: RunInfo) -> Sink | None:
@@ -99,7 +111,8 @@ def _http_post(plan: RecorderPlan, run: RunInfo) -> Sink | None:
 
 
 #: Where sinks are chosen, in the order they open and are fed.
-SINK_OPENERS: tuple[SinkOpener, ...] = (_summary_csv, _individual_log, _database, _http_post)
+SINK_OPENERS: tuple[SinkOpener, ...] = (_summary_csv, _deals_csv, _individual_log, _database,
+                                        _http_post)
 
 
 def open_sinks(plan: RecorderPlan, run: RunInfo,
@@ -107,7 +120,7 @@ def open_sinks(plan: RecorderPlan, run: RunInfo,
     """The plan's sinks (from ``openers``, default :data:`SINK_OPENERS`), opened; if one
     fails to open, those already open are closed."""
     if plan.keep_previous:
-        for path in (plan.summary_csv, plan.indiv_log):
+        for path in (plan.summary_csv, plan.indiv_log, plan.deals_csv):
             if path is not None:
                 _set_aside(path)
     opened: list[Sink] = []

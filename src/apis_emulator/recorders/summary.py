@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +21,14 @@ from ..engine import LEDGER_FIELDS, Snapshot
 from .indivlog import open_new_file
 from .worker import SinkWorker, sync_and_close, write_all
 
-__all__ = ["SUMMARY_COLUMNS", "DayRow", "DailySummary", "SummaryCSV", "ratios"]
+__all__ = ["SUMMARY_COLUMNS", "SHARED_COLUMNS", "DayRow", "DailySummary", "SummaryCSV", "ratios"]
 
 SUMMARY_COLUMNS = ("time", "pv", "demand", "acin", "wasted", "acloss", "dcloss", "loss",
-                   "avgrsoc", "wg", "deltaBatt", "ssr_real", "ssr_pv", "sor", "r_utility")
+                   "avgrsoc", "wg", "deltaBatt", "ssr_real", "ssr_pv", "sor", "r_utility",
+                   "shared_in", "shared_out", "deals")
+#: Columns filled by a built-in controller's deals (empty cells without one): energy delivered
+#: to charging batteries [Wh], taken from discharging batteries [Wh], deals that ended.
+SHARED_COLUMNS = ("shared_in", "shared_out", "deals")
 _L = {name: i for i, name in enumerate(LEDGER_FIELDS)}
 #: Ledger columns that only grow while a unit runs: a fall means the unit was reset or reloaded.
 _MONOTONE = np.array([_L[name] for name in ("pv", "load", "wasted", "acloss", "dcloss")])
@@ -101,7 +105,8 @@ class DailySummary:
             delta += float(snap.energy[i]) - energy_before
         return ledger, delta
 
-    def _row(self, snap: Snapshot, label: str) -> DayRow:
+    def _row(self, snap: Snapshot, label: str,
+             shared: Mapping[str, float] | None = None) -> DayRow:
         ledger, delta = self._segment(snap)
         avg = float(np.mean(snap.rsoc)) if len(snap.ids) else 0.0
         values: dict[str, float | None] = {
@@ -112,6 +117,7 @@ class DailySummary:
             "wg": ledger[_L["wg_in"]], "deltaBatt": delta}
         values.update(ratios(ledger[_L["pv"]], ledger[_L["load"]], ledger[_L["acin"]],
                              ledger[_L["wasted"]], delta))
+        values.update({k: (shared or {}).get(k) for k in SHARED_COLUMNS})
         return DayRow(label, {k: (float(v) if v is not None else None)
                               for k, v in values.items()})
 
@@ -135,9 +141,11 @@ class DailySummary:
                 base[uid] = (after.ledger[i].copy(), float(after.energy[i]))
         self._base = base
 
-    def day_row(self, snap: Snapshot, label: str) -> DayRow:
-        """The row for the time since the previous call, labelled ``label``."""
-        row = self._row(snap, label)
+    def day_row(self, snap: Snapshot, label: str,
+                shared: Mapping[str, float] | None = None) -> DayRow:
+        """The row for the time since the previous call, labelled ``label``; ``shared``: a
+        controller's totals of the day (SHARED_COLUMNS)."""
+        row = self._row(snap, label, shared)
         self._base = self._by_unit(snap)
         self._carry = np.zeros(len(LEDGER_FIELDS))
         self._carry_delta = 0.0
@@ -172,6 +180,10 @@ class DailySummary:
         avg["avgrsoc"] = mean_rsoc
         avg.update(ratios(sums["pv"] / n, sums["demand"] / n, sums["acin"] / n,
                           sums["wasted"] / n, sums["deltaBatt"] / n))
+        for k in SHARED_COLUMNS:
+            given = [r.values[k] for r in rows if r.values.get(k) is not None]
+            total[k] = float(sum(given)) if given else None  # type: ignore[arg-type]
+            avg[k] = total[k] / n if given else None  # type: ignore[operator]
         return [DayRow("sum", total), DayRow("avg", avg)]
 
 

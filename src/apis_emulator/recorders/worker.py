@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import EmulatorError
 
 if TYPE_CHECKING:
+    from ..engine.deals import DealRecord
     from .httpsink import UnitDocuments
     from .indivlog import UnitsBlock
     from .summary import DayRow
@@ -107,6 +108,9 @@ class SinkWorker:
 
     def log_rows(self, rows: Sequence[DayRow]) -> None:
         """Summary rows (a day's, or ``sum`` and ``avg``); ignored unless taken."""
+
+    def log_deals(self, records: Sequence[DealRecord]) -> None:
+        """Finished deals of a built-in controller; ignored unless taken."""
 
     def status(self) -> dict[str, Any]:
         """Items written, dropped, queue high-water mark, error."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import logging
 import math
 import signal
@@ -16,9 +16,12 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..control import Controller
 from ..engine import Emulator
 from ..errors import InvalidValueError
 from ..recorders import RecorderPlan, Recorders, day_label, frozen_documents, run_info
+from ..recorders.plan import HEADLESS_FILES
+from .schedule import Schedule
 
 __all__ = ["simulate", "SimulationResult"]
 
@@ -39,10 +42,6 @@ class SimulationResult:
     interrupted: int | None = None
     #: Per sink: items written, dropped, queue high-water mark, error.
     recorders: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def _next_midnight(when: dt.datetime) -> dt.datetime:
-    return dt.datetime.combine(when.date() + dt.timedelta(days=1), dt.time())
 
 
 @contextmanager
@@ -71,15 +70,18 @@ def simulate(emulator: Emulator, days: float, out_dir: str | Path,
              indiv_interval: float | None = 900.0, progress: bool = True,
              summary: bool = True, *, database: bool | str | None = True,
              indiv_format: str = "csv", handle_signals: bool = True,
-             plan: RecorderPlan | None = None) -> SimulationResult:
+             plan: RecorderPlan | None = None,
+             controller: Controller | None = None) -> SimulationResult:
     """Run ``days`` of emulated time as fast as possible, writing the outputs as it goes.
 
     Into ``out_dir``: the daily summary (``summary.csv``, a row at every emulated midnight and
     for the partial last day, then the ``sum`` and ``avg`` rows), the individual log
     (``indivLog.csv``, or ``indivLog.parquet/`` with ``indiv_format="parquet"``; a block every
     ``indiv_interval`` emulated seconds; None or 0: no log) and the database
-    (``apis-emulator.sqlite``; ``database`` may instead be a dburl — postgresql://, http:// —
-    or False).  ``plan`` replaces all of these choices.
+    (``apis-emulator.sqlite``; ``database`` may instead be a dburl — postgresql://, http://—
+    or False).  ``plan`` replaces all of these choices.  With a ``controller`` (the built-in
+    apis-main rules, :func:`apis_emulator.control.build_controller`) the converters follow its
+    deals and ``deals.csv`` logs every deal.
 
     SIGINT/SIGTERM (with ``handle_signals``, in the main thread) stop the stepping; the partial
     day and the closing rows are written, everything is flushed and closed, and the result says
@@ -92,42 +94,59 @@ def simulate(emulator: Emulator, days: float, out_dir: str | Path,
     em = emulator
     plan = plan or RecorderPlan.headless(out, summary=summary, indiv_interval=indiv_interval,
                                          indiv_format=indiv_format, database=database)
+    if controller is not None and plan.deals_csv is None:
+        plan = dataclasses.replace(plan, deals_csv=out / HEADLESS_FILES["deals"])
     end_step = em.step_index + int(round(days * 86400.0 / em.dt))
-    log_every = int(round((plan.indiv_interval or 0.0) / em.dt)) if plan.samples_units else 0
     recorders = Recorders(plan, em.snapshot(), run_info(em, "simulate"))
+    schedule = _schedule(em, plan, recorders, controller)
     started = time.perf_counter()
     bar = tqdm(total=end_step - em.step_index, unit="step", unit_scale=True, disable=not progress,
                desc=f"simulate {len(em.units)} units", mininterval=0.5)
+    chunk = max(1, int(round(86400.0 / em.dt)))  # a day at a time: progress and signals
     stopped: int | None = None
     try:
         with _stop_on_signals(handle_signals) as flag:
-            next_day = em.step_index + em.steps_until(_next_midnight(em.now))
-            next_log = em.step_index + log_every if log_every else end_step + 1
             while em.step_index < end_step and "signal" not in flag:
-                target = min(next_day, next_log, end_step)
-                n = target - em.step_index
-                em.advance(n)
-                bar.update(n)
-                if em.step_index == next_log:
-                    snap = em.snapshot()
-                    docs = frozen_documents(em) if recorders.wants_documents else None
-                    recorders.log_units(snap, docs)
-                    next_log += log_every
-                if em.step_index == next_day and em.step_index < end_step:
-                    recorders.end_day(em.snapshot(), day_label(em.now))
-                    next_day = em.step_index + em.steps_until(_next_midnight(em.now))
+                bar.update(schedule.run(min(chunk, end_step - em.step_index)))
             stopped = flag.get("signal")
     except BaseException:
         bar.close()
         try:
-            recorders.close(em.snapshot())
+            _close(schedule, recorders)
         except Exception as exc:  # the first error is the one to show
             log.error("closing the recorders after an error: %s", exc)
         raise
     bar.close()
-    closing = recorders.close(em.snapshot())
+    closing = _close(schedule, recorders)
     wall = time.perf_counter() - started
     totals = closing[0].values if closing else {}
     return SimulationResult(days=days, steps=em.step_index, wall_s=wall, out_dir=out,
                             files=recorders.files, totals=totals, interrupted=stopped,
                             recorders=recorders.status())
+
+
+def _schedule(em: Emulator, plan: RecorderPlan, recorders: Recorders,
+              controller: Controller | None) -> Schedule:
+    """The run's events: samples and midnights to the recorders, deals to the deal log."""
+    every = plan.indiv_interval if plan.samples_units else None
+    schedule = Schedule(em, controller, sample_every=every)
+
+    def sample(e: Emulator) -> None:
+        docs = frozen_documents(e) if recorders.wants_documents else None
+        recorders.log_units(e.snapshot(), docs)
+
+    def midnight(e: Emulator, shared: dict[str, float]) -> None:
+        recorders.end_day(e.snapshot(), day_label(e.now), shared if controller else None)
+
+    schedule.on_sample.append(sample)
+    schedule.on_midnight.append(midnight)
+    schedule.on_deals.append(recorders.log_deals)
+    return schedule
+
+
+def _close(schedule: Schedule, recorders: Recorders) -> list[Any]:
+    """Open deals end (run_end), then the partial day and the closing rows."""
+    schedule.close()
+    controller = schedule.controller
+    shared = controller.take_day(schedule.view()) if controller is not None else None
+    return recorders.close(schedule.emulator.snapshot(), shared)

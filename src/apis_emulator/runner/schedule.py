@@ -1,0 +1,136 @@
+"""The events of a run, scheduled in one place for the served and the headless runner.
+
+Three kinds of event interrupt the stepping: an individual-log sample (every ``sample_every``
+emulated seconds since the start), an emulated midnight, and the controller's wake-ups (when it
+asks, or the moment a battery leaves the band it watches).  :meth:`Schedule.run` advances the
+emulator through a number of steps and stops at every event on its exact step: the recorders
+see the state at the sample time, the controller acts at its tick.  Both runners call it, so a
+served and a headless run see the same events at the same emulated times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..control import Controller, ControlView, DealRecord
+from ..engine import Emulator
+from ..engine.units import Units
+
+__all__ = ["Schedule", "next_midnight"]
+
+
+def next_midnight(when: dt.datetime) -> dt.datetime:
+    """The first midnight strictly after ``when``."""
+    return dt.datetime.combine(when.date() + dt.timedelta(days=1), dt.time())
+
+
+@dataclass
+class Schedule:
+    """Samples, midnights and control ticks of one run.
+
+    Handlers (lists, called in order): ``on_sample(emulator)``,
+    ``on_midnight(emulator, shared)`` with the controller's day totals (empty without one),
+    ``on_deals(records)`` with the deals that finished.
+    """
+
+    emulator: Emulator
+    controller: Controller | None = None
+    sample_every: float | None = None  # [s] of emulated time; None: no samples
+    on_sample: list[Callable[[Emulator], None]] = field(default_factory=list)
+    on_midnight: list[Callable[[Emulator, dict[str, float]], None]] = field(default_factory=list)
+    on_deals: list[Callable[[list[DealRecord]], None]] = field(default_factory=list)
+    power_flow: bool = True
+    _next_sample: float = field(init=False, default=math.inf)
+    _next_day: dt.datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        em = self.emulator
+        self._next_sample = self._sample_after(em.emulated_s)
+        self._next_day = next_midnight(em.now)
+        if self.controller is not None:
+            em.on_units_replaced(self._replaced)
+
+    # ------------------------------------------------------------------ events
+    def _sample_after(self, elapsed: float) -> float:
+        """The first sample time [s since the start] strictly after ``elapsed``."""
+        every = self.sample_every
+        if not every:
+            return math.inf
+        return (math.floor(elapsed / every + 1e-9) + 1) * every
+
+    def _steps_to(self, elapsed: float) -> int:
+        """Whole steps until ``elapsed`` [s since the start] is reached (0 if it has)."""
+        em = self.emulator
+        if math.isinf(elapsed):
+            return 2**62
+        return max(0, math.ceil((elapsed - em.emulated_s) / em.dt - 1e-9))
+
+    def view(self) -> ControlView:
+        """What a controller sees now."""
+        em = self.emulator
+        return ControlView(em.snapshot(), em.emulated_s, em.start_time, em.dt)
+
+    def _replaced(self, old: Units, reason: str) -> None:
+        if self.controller is not None:
+            self.controller.units_replaced(reason, list(old.ids))
+
+    # ------------------------------------------------------------------ running
+    def run(self, n_steps: int) -> int:
+        """Advance ``n_steps`` steps, handling every event on its step; returns steps run."""
+        em = self.emulator
+        end = em.step_index + int(n_steps)
+        start = em.step_index
+        watch = self._control()
+        while em.step_index < end:
+            plan_steps, watch = watch
+            k = min(end - em.step_index, plan_steps, self._steps_to(self._next_sample),
+                    em.steps_until(self._next_day) or 1)
+            _, left = em.advance_watched(max(k, 1), watch, self.power_flow)
+            self._recorders_due()
+            watch = self._control(left)
+        return em.step_index - start
+
+    def _recorders_due(self) -> None:
+        em = self.emulator
+        if em.now >= self._next_day:
+            shared = self.controller.take_day(self.view()) if self.controller else {}
+            for handler in self.on_midnight:
+                handler(em, shared)
+            self._next_day = next_midnight(em.now)
+        if em.emulated_s >= self._next_sample - 1e-9:
+            for handler in self.on_sample:
+                handler(em)
+            self._next_sample = self._sample_after(em.emulated_s)
+
+    def _control(self, left: bool = False) -> tuple[int, object]:
+        """Wake the controller if it is due (or a band was left); its next plan."""
+        controller = self.controller
+        if controller is None:
+            return 2**62, None
+        view = self.view()
+        plan = controller.plan(view)
+        while left or plan.wake <= view.elapsed + 1e-9:
+            left = False
+            commands = controller.wake(view)
+            if commands:
+                self.emulator.command_converters(commands)
+            view = self.view()
+            controller.settled(view)
+            self._deals(controller.take_finished())
+            plan = controller.plan(view)
+            if plan.wake <= view.elapsed + 1e-9:
+                break  # due again at once only after time moves on
+        return max(1, self._steps_to(plan.wake)), plan.watch
+
+    def _deals(self, records: Sequence[DealRecord]) -> None:
+        if records:
+            for handler in self.on_deals:
+                handler(list(records))
+
+    def close(self) -> None:
+        """End the controller's deals (``run_end``) and hand them to the handlers."""
+        if self.controller is not None:
+            self._deals(self.controller.close(self.view()))
