@@ -151,7 +151,8 @@ def test_postgresql_tables_have_keys_and_an_index_on_time(dataset_dir, tmp_path,
         indexes = {r[0] for r in db.execute("SELECT indexdef FROM pg_indexes "
                                             "WHERE schemaname = 'public'")}
     assert keys == {"runs": "run_id", "unit_states": "run_id,time,unit_id",
-                    "daily_summary": "run_id,day", "run_totals": "run_id,kind"}
+                    "daily_summary": "run_id,day", "run_totals": "run_id,kind",
+                    "deals": "run_id,deal_id"}
     assert any("unit_states USING btree (\"time\")" in i or "unit_states USING btree (time)"
                in i for i in indexes)
     assert any("daily_summary USING btree (day)" in i for i in indexes)

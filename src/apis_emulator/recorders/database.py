@@ -24,6 +24,15 @@ with its ``run_id``, so runs never mix):
     (run_id, day), index on day.  A ratio with a zero denominator is NULL.
 ``run_totals``
     run_id, kind (``sum`` | ``avg``), the same columns: the closing rows; key (run_id, kind).
+``deals``
+    run_id, then deals.csv's columns: deal_id, created, activated, started, ended (emulated
+    time; NULL where deals.csv has an empty cell), request_unit, type, charge_unit,
+    discharge_unit, request_wh, accept_wh, deal_wh [Wh, whole], cumulated_wh [Wh],
+    end_reason.  One row per deal of a built-in controller, written when it ends, in the same
+    transactions as the other rows; key (run_id, deal_id), index on started.
+
+A database made by an earlier version gets the columns it lacks (the summary's shared_in,
+shared_out, deals) added when a run opens it.
 
 Rows are written by the sink's thread in batches, each batch one transaction: after a crash a
 batch is either in or out.
@@ -41,6 +50,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from ..engine.deals import DEAL_COLUMNS, TIME_FORMAT, DealRecord
 from ..errors import SettingsError
 from .indivlog import INDIV_COLUMNS, UnitsBlock
 from .summary import SUMMARY_COLUMNS, DayRow
@@ -53,9 +63,14 @@ if TYPE_CHECKING:
 __all__ = ["RunInfo", "DatabaseSink", "SQLiteSink", "PostgresSink", "open_database",
            "parse_dburl", "hide_password", "DB_TABLES"]
 
-DB_TABLES = ("runs", "unit_states", "daily_summary", "run_totals")
+DB_TABLES = ("runs", "unit_states", "daily_summary", "run_totals", "deals")
 _STATE_COLUMNS = INDIV_COLUMNS[3:]
 _SUMMARY_VALUES = SUMMARY_COLUMNS[1:]
+_SUMMARY_NAMES = ", ".join(f'"{c}"' for c in _SUMMARY_VALUES)
+#: Deal-log columns by kind: times (NULL when empty), whole Wh, the rest text or real.
+_DEAL_TIMES = ("created", "activated", "started", "ended")
+_DEAL_WHOLE = ("request_wh", "accept_wh", "deal_wh")
+_DEAL_NAMES = ", ".join(f'"{c}"' for c in DEAL_COLUMNS)
 _SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 _ACCEPTED = ("sqlite:///relative/file.sqlite, sqlite:////absolute/file.sqlite, "
              "postgresql://user@host:port/dbname, or an http:// or https:// address")
@@ -108,6 +123,7 @@ class DatabaseSink(SinkWorker):
         self.run_id = 0
         self.unit_rows = 0
         self.day_rows = 0
+        self.deal_rows = 0
 
     @property
     def where(self) -> Path | str:
@@ -130,19 +146,54 @@ class DatabaseSink(SinkWorker):
         """Day rows to ``daily_summary``, ``sum``/``avg`` to ``run_totals``."""
         self.write_days(rows)
 
+    def log_deals(self, records: Sequence[DealRecord]) -> None:
+        """Finished deals to ``deals``."""
+        if records:
+            self.put(("deals", tuple(records)))
+
     def handle(self, batch: list[tuple[str, Any]]) -> None:
         blocks = [item for kind, item in batch if kind == "units" and len(item)]
         rows = [row for kind, items in batch if kind == "days" for row in items]
-        self._transaction(blocks, rows)
+        deals = [deal for kind, items in batch if kind == "deals" for deal in items]
+        self._transaction(blocks, rows, deals)
         self.unit_rows += sum(len(b) for b in blocks)
         self.day_rows += len(rows)
+        self.deal_rows += len(deals)
 
-    def _transaction(self, blocks: list[UnitsBlock], rows: list[DayRow]) -> None:
+    def _transaction(self, blocks: list[UnitsBlock], rows: list[DayRow],
+                     deals: list[DealRecord]) -> None:
         raise NotImplementedError
 
 
 def _summary_params(run_id: int, key: str, row: DayRow) -> tuple[Any, ...]:
     return (run_id, key, *(row.values.get(c) for c in _SUMMARY_VALUES))
+
+
+def _deal_time(text: str) -> dt.datetime | None:
+    """A deal-log time (``2019/06/01-08:32:57``) as a datetime; None for an empty cell."""
+    return dt.datetime.strptime(text, TIME_FORMAT) if text else None
+
+
+def _deal_params(run_id: int, deal: DealRecord, iso: bool) -> tuple[Any, ...]:
+    """``deals`` row values: times as datetimes (``iso``: as SQLite's ISO text) or None."""
+    values: list[Any] = [run_id]
+    for name, value in zip(DEAL_COLUMNS, deal.row(), strict=True):
+        if name in _DEAL_TIMES:
+            when = _deal_time(value)
+            value = when.isoformat(sep=" ") if iso and when is not None else when
+        values.append(value)
+    return tuple(values)
+
+
+def _deal_type(column: str, time: str, whole: str, real: str) -> str:
+    """The SQL type of a ``deals`` column, given the database's names for the kinds."""
+    if column in _DEAL_TIMES:
+        return time
+    if column in _DEAL_WHOLE:
+        return whole
+    if column == "cumulated_wh":
+        return real
+    return "TEXT NOT NULL" if column == "deal_id" else "TEXT"
 
 
 # ---------------------------------------------------------------------------------- SQLite
@@ -179,8 +230,15 @@ CREATE TABLE IF NOT EXISTS run_totals (
     {", ".join(f'"{c}" REAL' for c in _SUMMARY_VALUES)},
     PRIMARY KEY (run_id, kind)
 );
+CREATE TABLE IF NOT EXISTS deals (
+    run_id INTEGER NOT NULL REFERENCES runs (run_id),
+    {", ".join(f'"{c}" {_deal_type(c, "TEXT", "INTEGER", "REAL")}' for c in DEAL_COLUMNS)},
+    PRIMARY KEY (run_id, deal_id)
+);
+CREATE INDEX IF NOT EXISTS deals_started ON deals (started);
 """
 _SUMMARY_MARKS = ", ".join("?" for _ in _SUMMARY_VALUES)
+_DEAL_MARKS = ", ".join("?" for _ in range(1 + len(DEAL_COLUMNS)))
 #: Rows per multi-row INSERT (SQLite before 3.32 allowed only 999 parameters a statement).
 _ROWS_PER_INSERT = 400 if sqlite3.sqlite_version_info >= (3, 32) else 99
 
@@ -211,6 +269,7 @@ class SQLiteSink(DatabaseSink):
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SQLITE_SCHEMA)
+            self._add_missing_columns()
             cur = self._db.execute(
                 "INSERT INTO runs (started_at, mode, start_time, step_s, units, data_set) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -222,17 +281,31 @@ class SQLiteSink(DatabaseSink):
             raise RecorderError(f"cannot open the SQLite database {self.path}: {exc}") from None
         self.start()
 
-    def _transaction(self, blocks: list[UnitsBlock], rows: list[DayRow]) -> None:
+    def _add_missing_columns(self) -> None:
+        """Summary columns added since the database was made (shared_in, shared_out, deals)."""
+        for table in ("daily_summary", "run_totals"):
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            for column in _SUMMARY_VALUES:
+                if column not in have:
+                    self._db.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" REAL')
+
+    def _transaction(self, blocks: list[UnitsBlock], rows: list[DayRow],
+                     deals: list[DealRecord]) -> None:
         db = self._db
         db.execute("BEGIN")
         try:
             if blocks:
                 self._insert_states(blocks)
             for row in rows:
-                table, key = (("daily_summary", row.day) if row.day is not None
-                              else ("run_totals", row.time))
-                db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, {_SUMMARY_MARKS})",
+                table, key_col, key = (("daily_summary", "day", row.day) if row.day is not None
+                                       else ("run_totals", "kind", row.time))
+                db.execute(f"INSERT OR REPLACE INTO {table} (run_id, {key_col}, "
+                           f"{_SUMMARY_NAMES}) VALUES (?, ?, {_SUMMARY_MARKS})",
                            _summary_params(self.run_id, key, row))
+            if deals:
+                db.executemany(f"INSERT OR REPLACE INTO deals (run_id, {_DEAL_NAMES}) "
+                               f"VALUES ({_DEAL_MARKS})",
+                               [_deal_params(self.run_id, d, iso=True) for d in deals])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -299,9 +372,19 @@ _PG_SCHEMA = [
         kind TEXT NOT NULL CHECK (kind IN ('sum', 'avg')),
         {", ".join(f'"{c}" DOUBLE PRECISION' for c in _SUMMARY_VALUES)},
         PRIMARY KEY (run_id, kind))""",
+    f"""CREATE TABLE IF NOT EXISTS deals (
+        run_id BIGINT NOT NULL REFERENCES runs (run_id),
+        {", ".join(f'"{c}" {_deal_type(c, "TIMESTAMP", "BIGINT", "DOUBLE PRECISION")}'
+                   for c in DEAL_COLUMNS)},
+        PRIMARY KEY (run_id, deal_id))""",
+    "CREATE INDEX IF NOT EXISTS deals_started ON deals (started)",
 ]
 _PG_MARKS = ", ".join("%s" for _ in _SUMMARY_VALUES)
 _PG_UPDATE = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in _SUMMARY_VALUES)
+_PG_DEALS = (f"INSERT INTO deals (run_id, {_DEAL_NAMES}) VALUES "
+             f"({', '.join('%s' for _ in range(1 + len(DEAL_COLUMNS)))}) ON CONFLICT "
+             f"(run_id, deal_id) DO UPDATE SET "
+             + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in DEAL_COLUMNS[1:]))
 _PG_COPY = (f"COPY unit_states (unit_id, time, display, run_id, {', '.join(_STATE_COLUMNS)}) "
             "FROM STDIN (FORMAT csv)")
 #: COPY text: run_id whole, rsoc and powers to 1e-6 (the CSV log has 1e-4 and 1e-3).
@@ -338,6 +421,7 @@ class PostgresSink(DatabaseSink):
             with self._db.transaction():
                 for statement in _PG_SCHEMA:
                     self._db.execute(statement)
+                self._add_missing_columns()
                 cur = self._db.execute(
                     "INSERT INTO runs (started_at, mode, start_time, step_s, units, data_set) "
                     "VALUES (%s, %s, %s, %s, %s, %s) RETURNING run_id",
@@ -352,7 +436,19 @@ class PostgresSink(DatabaseSink):
         self._cols: tuple[Any, ...] = ()
         self.start()
 
-    def _transaction(self, blocks: list[UnitsBlock], rows: list[DayRow]) -> None:
+    def _add_missing_columns(self) -> None:
+        """Summary columns added since the database was made (shared_in, shared_out, deals)."""
+        for table in ("daily_summary", "run_totals"):
+            have = {r[0] for r in self._db.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                "AND table_schema = current_schema()", (table,))}
+            for column in _SUMMARY_VALUES:
+                if column not in have:
+                    self._db.execute(
+                        f'ALTER TABLE {table} ADD COLUMN "{column}" DOUBLE PRECISION')
+
+    def _transaction(self, blocks: list[UnitsBlock], rows: list[DayRow],
+                     deals: list[DealRecord]) -> None:
         with self._db.transaction():
             if blocks:
                 with self._db.cursor().copy(_PG_COPY) as copy:
@@ -362,9 +458,12 @@ class PostgresSink(DatabaseSink):
                 table, key_col, key = (("daily_summary", "day", row.day) if row.day is not None
                                        else ("run_totals", "kind", row.time))
                 self._db.execute(
-                    f"INSERT INTO {table} VALUES (%s, %s, {_PG_MARKS}) ON CONFLICT "
-                    f"(run_id, {key_col}) DO UPDATE SET {_PG_UPDATE}",
-                    _summary_params(self.run_id, key, row))
+                    f"INSERT INTO {table} (run_id, {key_col}, {_SUMMARY_NAMES}) VALUES "
+                    f"(%s, %s, {_PG_MARKS}) ON CONFLICT (run_id, {key_col}) DO UPDATE SET "
+                    f"{_PG_UPDATE}", _summary_params(self.run_id, key, row))
+            if deals:
+                self._db.cursor().executemany(
+                    _PG_DEALS, [_deal_params(self.run_id, d, iso=False) for d in deals])
 
     def _copy_text(self, block: UnitsBlock) -> bytes:
         if self._ids != (block.ids, block.displays):
