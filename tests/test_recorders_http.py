@@ -88,8 +88,8 @@ def test_a_slow_or_down_receiver_does_not_slow_the_run(dataset_dir, tmp_path, ki
     assert status["error"] is None
 
 
-def test_on_tick_stays_quick_with_a_receiver_that_hangs(dataset_dir, tmp_path):
-    """Served: every on_tick returns at once while the receiver sleeps through its posts."""
+def test_a_sample_stays_quick_with_a_receiver_that_hangs(dataset_dir, tmp_path):
+    """Served: every sample returns at once while the receiver sleeps through its posts."""
     em = make_emulator(dataset_dir, 2, mode="serve", saveIndividualToDB=True)
     with receiver(delay=3.0) as seen:
         plan = RecorderPlan.served(em.settings, summary_csv=None, indiv_log=None,
@@ -97,7 +97,7 @@ def test_on_tick_stays_quick_with_a_receiver_that_hangs(dataset_dir, tmp_path):
         rec = ServedRecording(em, em.settings, plan)
         for _ in range(200):
             em.advance(60)
-            rec.on_tick(em)  # returns although the receiver sleeps: the queue drops instead
+            rec.sample(em)  # returns although the receiver sleeps: the queue drops instead
         sink = rec.recorders.http
         assert sink is not None and sink.dropped > 150 and sink.high_water <= 2
         rec.close()

@@ -1,4 +1,4 @@
-"""Recording while served: ServedRecording.on_tick after each tick of the real-time runner."""
+"""Recording while served: ServedRecording fed by the runner's schedule (samples, midnights)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from apis_emulator.config import Settings
 from apis_emulator.recorders import IndividualCSV, RecorderPlan, ServedRecording
 from apis_emulator.runner import RealTimeRunner
+from apis_emulator.runner.schedule import Schedule
 from recorders_helpers import ledger_by_day, make_emulator, read_csv, write_dataset
 
 
@@ -24,11 +25,19 @@ def served(dataset_dir: Path, units: int = 2, **changes):
     return em, em.settings
 
 
+def wired(em, rec: ServedRecording) -> Schedule:
+    """The schedule a served runner feeds the recording through (as web/server.py wires it)."""
+    schedule = Schedule(em, sample_every=rec.sample_every)
+    schedule.on_sample.append(rec.sample)
+    schedule.on_midnight.append(rec.midnight)
+    return schedule
+
+
 def run_ticks(em, rec: ServedRecording, seconds: int, per_tick: int = 10) -> None:
-    """What the runner does: advance a tick's steps, then call on_tick."""
+    """What the runner does: run a tick's steps through the schedule."""
+    schedule = wired(em, rec)
     for _ in range(seconds // per_tick):
-        em.advance(per_tick)
-        rec.on_tick(em)
+        schedule.run(per_tick)
 
 
 def test_defaults_when_served_are_summary_and_log_csv_relative_to_the_cwd(dataset_dir,
@@ -57,7 +66,8 @@ def test_a_served_day_and_a_half_closes_with_the_partial_day_and_the_closing_row
     rec = ServedRecording(em, settings)
     run_ticks(em, rec, 86400 + 43200)
     rec.close()
-    rec.on_tick(em)  # after close: nothing
+    rec.sample(em)  # after close: nothing
+    rec.midnight(em, {})
     rows = read_csv(tmp_path / "data/output/summary.csv")
     assert [r[0] for r in rows[1:]] == ["2019/01/01", "2019/01/02", "sum", "avg"]
     expected = ledger_by_day(dataset_dir, 2, 1, step=1.0)[0]
@@ -68,9 +78,9 @@ def test_a_served_day_and_a_half_closes_with_the_partial_day_and_the_closing_row
     assert log_rows[0][1] == "2019/01/01-00:01:00"
 
 
-def test_on_tick_hands_over_and_drops_rather_than_waits(dataset_dir, tmp_path, monkeypatch):
-    """A writer stuck on its disk: on_tick stays quick, the queue stays bounded, drops are
-    counted."""
+def test_a_sample_hands_over_and_drops_rather_than_waits(dataset_dir, tmp_path, monkeypatch):
+    """A writer stuck on its disk: a sample returns at once, the queue stays bounded, drops
+    are counted."""
     stuck = []
 
     def slow_handle(self, batch):
@@ -82,9 +92,9 @@ def test_on_tick_hands_over_and_drops_rather_than_waits(dataset_dir, tmp_path, m
     plan = RecorderPlan.served(settings, summary_csv=None, indiv_log=tmp_path / "log.csv",
                                queue_items=4)
     rec = ServedRecording(em, settings, plan)
+    schedule = wired(em, rec)
     for _ in range(100):
-        em.advance(60)
-        rec.on_tick(em)  # a blocked writer does not hold the tick: blocks are dropped
+        schedule.run(60)  # a blocked writer does not hold the tick: blocks are dropped
     sink = rec.recorders.indiv
     assert sink is not None and sink.dropped >= 90 and sink.high_water <= 4
     rec.close()
@@ -133,34 +143,35 @@ def test_served_database_when_asked(dataset_dir, tmp_path, monkeypatch):
     assert db.execute("SELECT day FROM daily_summary").fetchall() == [("2019-01-01",)]
 
 
-def test_steps_until_due_lets_a_runner_hit_boundaries_exactly(dataset_dir, tmp_path):
-    """Advancing at most steps_until_due() puts every sample on the minute."""
+def test_the_schedule_puts_every_sample_on_the_minute(dataset_dir, tmp_path):
+    """Ticks of 37 steps: the schedule still stops on each minute, so every sample is on it."""
     em, settings = served(dataset_dir)
     plan = RecorderPlan.served(settings, summary_csv=None, indiv_log=tmp_path / "l.csv")
     rec = ServedRecording(em, settings, plan)
+    schedule = wired(em, rec)
     for _ in range(30):
-        em.advance(min(37, rec.steps_until_due(em)))
-        rec.on_tick(em)
+        schedule.run(37)
     rec.close()
-    times = {r[1] for r in read_csv(tmp_path / "l.csv")[1:]}
-    assert times and all(t.endswith(":00") for t in times)
+    times = [r[1] for r in read_csv(tmp_path / "l.csv")[1:]]
+    assert len(times) == 2 * (30 * 37 // 60)
+    assert all(t.endswith(":00") for t in times)
 
 
-def test_the_real_time_runner_feeds_it_through_its_listeners(dataset_dir, tmp_path):
-    """RealTimeRunner.listeners → on_tick; stats() gives the totals so far."""
+def test_the_real_time_runner_feeds_it_through_its_schedule(dataset_dir, tmp_path):
+    """RealTimeRunner(schedule=…) → sample/midnight; stats() gives the totals so far."""
     em, settings = served(dataset_dir)
     plan = RecorderPlan.served(settings, summary_csv=tmp_path / "s.csv",
-                               indiv_log=tmp_path / "l.csv")
+                               indiv_log=tmp_path / "l.csv", indiv_interval=600.0)
     rec = ServedRecording(em, settings, plan)
     wall = [0.0]
-    runner = RealTimeRunner(em, acceleration=600.0, sleeptime=1.0, clock=lambda: wall[0])
-    runner.listeners.append(rec.on_tick)
+    runner = RealTimeRunner(em, acceleration=600.0, sleeptime=1.0, clock=lambda: wall[0],
+                            schedule=wired(em, rec))
     for _ in range(20):
         wall[0] += 1.0
         runner.tick()
     assert rec.stats()["demand"] > 0
     rec.close()
-    # a tick of 600 emulated s crosses ten minutes: one sample per tick, 20 ticks × 2 units
+    # a sample every 600 emulated s: one per tick of 600 s, 20 ticks × 2 units
     assert len(read_csv(tmp_path / "l.csv")) == 1 + 20 * 2
     assert [r[0] for r in read_csv(tmp_path / "s.csv")[1:]] == ["2019/01/01", "sum", "avg"]
 

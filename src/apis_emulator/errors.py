@@ -13,6 +13,7 @@ __all__ = [
     "InvalidValueError",
     "StateFileError",
     "MissingStateFileError",
+    "ControlledError",
 ]
 
 
@@ -68,3 +69,7 @@ class StateFileError(EmulatorError):
 
 class MissingStateFileError(StateFileError):
     """There is no saved-state file yet."""
+
+
+class ControlledError(EmulatorError):
+    """A command from outside while a built-in controller drives the converters (HTTP 409)."""

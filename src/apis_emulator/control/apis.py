@@ -172,6 +172,7 @@ class ApisController:
         self._day = {"shared_in": 0.0, "shared_out": 0.0, "deals": 0.0}
         self._dirty_units = False
         self._reset_all = False
+        self._released = False  # manual mode: the converters are handed over
         self._processed_gm = False
         self._clock = math.nan  # [s] events before this moment are past (set by plan)
         self._promised = math.inf  # [s] the wake-up the last plan asked for
@@ -187,8 +188,10 @@ class ApisController:
         self._pending_scale = _checked_scale(value)
 
     def set_operation_mode(self, mode: str) -> None:
-        """The global operation mode: autonomous, heteronomous or stop."""
+        """The global operation mode: autonomous, heteronomous, stop or manual."""
         self.operation_mode = _checked_mode(mode)
+        if mode == "manual" and not self._deals:
+            self._released = True  # nothing to wind down: the converters are handed over
 
     @property
     def house_keeping_s(self) -> float:
@@ -297,7 +300,26 @@ class ApisController:
             active.append({**self._describe(d), "state": d.state, "cumulated_wh": cum})
         return {"controller": self.name, "operation_mode": self.operation_mode,
                 "time_scale": self.time_scale, "voltage_reference": self._vr,
-                "active": active, "finished": list(self.recent)}
+                "active": active, "finished": list(self.recent),
+                "today": self._today(t), "units": self._unit_status(view)}
+
+    def _today(self, t: float) -> dict[str, float]:
+        """The day's shared energies [Wh] and deals so far, counting nothing."""
+        today = dict(self._day)
+        for d in self._running():
+            _, delivered, taken = d.energy_at(t)
+            today["shared_in"] += delivered - d.booked[0]
+            today["shared_out"] += taken - d.booked[1]
+        return today
+
+    def _unit_status(self, view: ControlView) -> dict[str, dict[str, Any]]:
+        """Each unit's battery status class (the scenario's name) and remaining Wh R."""
+        table = self._table(view)
+        slot = self._slot(view.elapsed)
+        held = self._held(table.ids)
+        return {uid: {"status": slot.status(int(table.r[i])) if slot else None,
+                      "remaining_wh": int(table.r[i]), "deals": int(held[i])}
+                for i, uid in enumerate(table.ids)}
 
     # ------------------------------------------------------------------ units
     def _join(self, ids: Sequence[str]) -> None:
@@ -552,7 +574,7 @@ class ApisController:
             return first
         if any(d.state != _STARTED for d in self._deals):
             return first
-        if self._deals and self.operation_mode == "stop":
+        if self._deals and self.operation_mode in ("stop", "manual"):
             return first
         if self._force_condition(table):
             return first
@@ -586,7 +608,7 @@ class ApisController:
         self._processed_gm = True
         for d in self._running():
             self._integrate(d, tick)
-        if self.operation_mode == "stop":
+        if self.operation_mode in ("stop", "manual"):
             for d in list(self._deals):  # a global error in apis-main: every deal is scrammed
                 self._end(d, tick, "force_stop")
         self._cumulation(table, tick)
@@ -714,8 +736,21 @@ class ApisController:
             want[self._vr] = (Mode.VOLTAGE_REFERENCE, self.policy.grid_current_capacity_a)
         return want
 
+    @property
+    def drives_converters(self) -> bool:
+        """Whether the converters are the controller's (not in manual mode once released)."""
+        return not (self.operation_mode == "manual" and self._released)
+
     def _commands(self, view: ControlView) -> list[ConverterCommand]:
-        """Commands for every converter that is not as the deals want it."""
+        """Commands for every converter that is not as the deals want it; in manual mode,
+        once every deal has ended, none: the converters are handed over."""
+        if self.operation_mode == "manual":
+            if self._released:
+                return []
+            if not self._deals:
+                self._released = True
+        else:
+            self._released = False
         snap = view.snapshot
         p = self.policy
         volts = {Mode.VOLTAGE_REFERENCE: p.grid_voltage_v, Mode.CHARGE: p.grid_voltage_v,

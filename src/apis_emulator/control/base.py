@@ -48,6 +48,20 @@ class Controller(Protocol):
     """A controller of the converters (the built-in apis-main rules are one)."""
 
     name: str
+    operation_mode: str
+
+    @property
+    def drives_converters(self) -> bool:
+        """Whether outside converter commands must be refused now."""
+        ...
+
+    def set_operation_mode(self, mode: str) -> None:
+        """The global operation mode (OPERATION_MODES)."""
+        ...
+
+    def set_time_scale(self, value: float) -> None:
+        """Emulated seconds per second of the controller's own clock, from now on."""
+        ...
 
     def plan(self, view: ControlView) -> Plan:
         """When the controller must run next, and which battery bands to watch till then."""

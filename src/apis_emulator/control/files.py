@@ -19,8 +19,10 @@ __all__ = ["Condition", "Slot", "Scenario", "Policy", "read_scenario", "read_pol
 
 #: acceptSelection strategies; anything else means "amount" (SimpleScenarioEvaluationImpl:201).
 STRATEGIES = ("amount", "pointAndAmount")
-#: Global operation modes the built-in controller follows (StateHandling.java).
-OPERATION_MODES = ("autonomous", "heteronomous", "stop")
+#: Global operation modes the built-in controller follows (StateHandling.java): autonomous
+#: makes deals, heteronomous lets running ones finish, stop ends them; manual ends them and
+#: hands the converters to whoever calls the Web API.
+OPERATION_MODES = ("autonomous", "heteronomous", "stop", "manual")
 TYPES = ("charge", "discharge")
 
 

@@ -24,13 +24,13 @@ from .facade import HEADLESS_FILES, RecorderPlan, Recorders, day_label
 from .httpsink import HttpSink, UnitDocuments, frozen_documents
 from .indivlog import INDIV_COLUMNS, IndividualCSV, UnitsBlock
 from .parquetlog import IndividualParquet
-from .served import ServedRecording, next_midnight, run_info
+from .served import ServedRecording, run_info
 from .sinks import SINK_OPENERS, Sink, SinkOpener, open_sinks
 from .summary import SUMMARY_COLUMNS, DailySummary, DayRow, SummaryCSV, ratios
 from .worker import RecorderError, SinkWorker
 
 __all__ = ["Recorders", "RecorderPlan", "ServedRecording", "RecorderError", "RunInfo",
-           "day_label", "next_midnight", "run_info", "HEADLESS_FILES",
+           "day_label", "run_info", "HEADLESS_FILES",
            "SummaryCSV", "IndividualCSV", "IndividualParquet", "SQLiteSink", "PostgresSink",
            "DatabaseSink", "HttpSink", "SinkWorker", "Sink", "SinkOpener", "SINK_OPENERS",
            "open_sinks", "open_database", "parse_dburl",

@@ -1,15 +1,12 @@
-"""Recording of a served run: called by the real-time runner on the event loop, kept cheap.
+"""Recording of a served run: fed by the runner's schedule on the event loop, kept cheap.
 
-:meth:`ServedRecording.on_tick` runs after every tick.  Most ticks it compares two numbers and
-returns; at an individual-log interval or an emulated midnight it takes one snapshot (tens of
-microseconds for 100 units), computes the day's row if one is due and hands immutable items to
-the sinks' threads — no file, database or network I/O on the loop, and never a wait (a sink
-whose queue is full drops the item, counts it and logs it).
-
-The runner advances whole ticks, so a sample is taken at the end of the tick that reaches the
-interval or midnight: at acceleration × sleeptime emulated seconds per tick, the row shows the
-state a little after the exact moment.  A runner that wants exact boundaries caps each tick at
-:meth:`ServedRecording.steps_until_due` steps.
+The schedule (:class:`apis_emulator.runner.schedule.Schedule`) stops the stepping exactly at
+each individual-log sample and each emulated midnight and calls :meth:`ServedRecording.sample`
+and :meth:`ServedRecording.midnight`; finished deals of a built-in controller come to
+:meth:`ServedRecording.deals`.  Each takes one snapshot (tens of microseconds for 100 units),
+computes the day's row if one is due and hands immutable items to the sinks' threads — no file,
+database or network I/O on the loop, and never a wait (a sink whose queue is full drops the
+item, counts it and logs it).
 """
 
 from __future__ import annotations
@@ -17,27 +14,26 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..engine import Emulator, Snapshot
+from ..engine.deals import DealRecord
+from ..engine.units import Units
 from .database import RunInfo
 from .facade import RecorderPlan, Recorders
 from .httpsink import frozen_documents
 from .summary import DayRow
 from .worker import RecorderError
 
-__all__ = ["ServedRecording", "next_midnight"]
+__all__ = ["ServedRecording", "run_info"]
 
 log = logging.getLogger(__name__)
 
 
-def next_midnight(when: dt.datetime) -> dt.datetime:
-    """The first midnight strictly after ``when``."""
-    return dt.datetime.combine(when.date() + dt.timedelta(days=1), dt.time())
-
-
 def run_info(emulator: Emulator, mode: str) -> RunInfo:
+    """What the database's ``runs`` row says of this run."""
     return RunInfo(mode=mode, start_time=emulator.start_time, step_s=emulator.dt,
                    units=len(emulator.units), data_set=emulator.dataset.name)
 
@@ -47,8 +43,9 @@ class ServedRecording:
 
     Defaults (issue 6): summary CSV and individual CSV on, database off; paths
     ``data/output/summary.csv`` and ``data/output/indivLog.csv`` relative to the working
-    directory; a sample every ``settings.indivLogInterval`` (60 emulated seconds served).
-    Earlier files at those paths are renamed aside (``summary.<time>.csv``), not overwritten.
+    directory; a sample every ``settings.indivLogInterval`` (60 emulated seconds served); with
+    ``deals``, the deal log ``deals.csv`` beside the summary.  Earlier files at those paths are
+    renamed aside (``summary.<time>.csv``), not overwritten.
 
     Parameters
     ----------
@@ -58,102 +55,84 @@ class ServedRecording:
         After ``Settings.with_defaults_for("serve")``.
     plan : RecorderPlan, optional
         Instead of the one made from ``settings``.
+    deals : bool
+        A built-in controller makes deals: log them.
     """
 
-    def __init__(self, emulator: Emulator, settings: Any, plan: RecorderPlan | None = None):
+    def __init__(self, emulator: Emulator, settings: Any, plan: RecorderPlan | None = None,
+                 deals: bool = False):
         self.emulator = emulator
-        self.plan = plan or RecorderPlan.served(settings)
-        first = emulator.snapshot()
-        self.recorders = Recorders(self.plan, first, run_info(emulator, "serve"),
+        plan = plan or RecorderPlan.served(settings)
+        if deals and plan.deals_csv is None:
+            folder = plan.summary_csv.parent if plan.summary_csv else Path("data/output")
+            plan = dataclasses.replace(plan, deals_csv=folder / "deals.csv")
+        self.plan = plan
+        self.recorders = Recorders(plan, emulator.snapshot(), run_info(emulator, "serve"),
                                    tolerate_errors=True)
-        self._interval = self.plan.indiv_interval if self.plan.samples_units else None
-        self._next_log = self._after(emulator.emulated_s)
-        self._next_day = next_midnight(emulator.now)
-        self._units_seen = emulator.units
         self.closing: list[DayRow] = []
         self._closed = False
+        self._shares_deals = deals
+        emulator.on_units_replaced(self._replaced)
         for name, where in self.recorders.files.items():
             log.info("recording %s to %s", name, where)
 
-    def _after(self, elapsed: float) -> float:
-        """The first individual-log time [s since the start] strictly after ``elapsed``."""
-        if not self._interval:
-            return math.inf
-        return (math.floor(elapsed / self._interval + 1e-9) + 1) * self._interval
-
     @property
     def files(self) -> dict[str, Any]:
+        """Output name → file, directory or address."""
         return self.recorders.files
 
+    @property
+    def sample_every(self) -> float | None:
+        """Emulated seconds between two individual-log samples (None: no samples)."""
+        return self.plan.indiv_interval if self.plan.samples_units else None
+
     # ------------------------------------------------------------------ on the event loop
-    def on_tick(self, emulator: Emulator | None = None) -> None:
-        """After each tick of the runner: sample what is due.  Cheap; never raises for a
-        sink's failure (the sink is logged and left out)."""
-        if self._closed:
-            return
-        em = emulator or self.emulator
-        changed = em.units is not self._units_seen
-        due_log = em.emulated_s >= self._next_log - 1e-9
-        due_day = em.now >= self._next_day
-        if not (changed or due_log or due_day):
-            return
-        snap = em.snapshot()
+    def sample(self, em: Emulator) -> None:
+        """An individual-log sample of the units now."""
+        if not self._closed:
+            docs = frozen_documents(em) if self.recorders.wants_documents else None
+            self._guard(lambda: self.recorders.log_units(em.snapshot(), docs))
+
+    def midnight(self, em: Emulator, shared: Mapping[str, float]) -> None:
+        """The summary row of the day that just ended (with a controller's shared totals)."""
+        if not self._closed:
+            label = (em.now - dt.timedelta(seconds=1)).strftime("%Y/%m/%d")
+            totals = shared if self._shares_deals else None
+            self._guard(lambda: self.recorders.end_day(em.snapshot(), label, totals))
+
+    def deals(self, records: Sequence[DealRecord]) -> None:
+        """Finished deals to the deal log (and the database)."""
+        if not self._closed:
+            self._guard(lambda: self.recorders.log_deals(records))
+
+    def _guard(self, action: Any) -> None:
         try:
-            if changed:  # reset, load, add or remove since the last tick
-                self.recorders.rebase(self._replaced(snap), snap)
-                self._units_seen = em.units
-            if due_day:
-                self._end_days(snap)
-            if due_log:
-                docs = frozen_documents(em) if self.recorders.wants_documents else None
-                self.recorders.log_units(snap, docs)
-                self._next_log = self._after(em.emulated_s)
+            action()
         except RecorderError as exc:  # only when a sink failed in a way it could not absorb
             log.error("recording: %s", exc)
 
-    def _replaced(self, now: Snapshot) -> Snapshot:
-        """The units the emulator replaced, as they were when replaced: the engine swaps in a
-        new container on reset, load, add and remove and never steps the old one again."""
-        old = self._units_seen
-        return dataclasses.replace(now, ids=tuple(old.ids), displays=tuple(old.ids),
-                                   energy=old.energy, capacity=old.capacity, ledger=old.ledger)
-
-    def _end_days(self, snap: Snapshot) -> None:
-        days = (snap.time.date() - self._next_day.date()).days + 1
-        if days > 1:
-            log.warning("one tick ran through %d midnights: their energies go into one summary "
-                        "row (acceleration × sleeptime is more than a day)", days)
-        self.recorders.end_day(snap, (self._next_day - dt.timedelta(days=1)).strftime(
-            "%Y/%m/%d"))
-        self._next_day = next_midnight(snap.time)
-
-    def steps_until_due(self, emulator: Emulator | None = None) -> int:
-        """Steps until the next sample or midnight (at least 1): a runner that advances at
-        most this many steps before calling :meth:`on_tick` gets exact boundaries."""
-        em = emulator or self.emulator
-        seconds = min(self._next_log - em.emulated_s,
-                      (self._next_day - em.now).total_seconds())
-        return max(1, math.ceil(seconds / em.dt - 1e-9))
+    def _replaced(self, old: Units, reason: str) -> None:
+        """Reset, load, add or remove: the summary goes on from the units as they were."""
+        if self._closed:
+            return
+        now = self.emulator.snapshot()
+        before = dataclasses.replace(now, ids=tuple(old.ids), displays=tuple(old.ids),
+                                     energy=old.energy.copy(), capacity=old.capacity.copy(),
+                                     ledger=old.ledger.copy())
+        self._guard(lambda: self.recorders.rebase(before, now))
 
     def stats(self) -> dict[str, float | None]:
         """Totals since the start in the summary's columns, the day in progress included."""
         return self.recorders.stats(self.emulator.snapshot())
 
-    def status(self) -> dict[str, Any]:
-        return {"files": {k: str(v) for k, v in self.files.items()},
-                "sinks": self.recorders.status(), "failed": dict(self.recorders.failed)}
-
     # ------------------------------------------------------------------ at shutdown
-    def close(self) -> None:
+    def close(self, shared: Mapping[str, float] | None = None) -> None:
         """Write the partial day and the ``sum``/``avg`` rows, flush, fsync and close every
         sink; idempotent.  Blocks until written: call it at shutdown, after the stepping task
         has stopped (``await asyncio.to_thread(recording.close)`` keeps the loop free)."""
         if self._closed:
             return
         self._closed = True
-        em = self.emulator
-        snap = em.snapshot()
-        if em.units is not self._units_seen:
-            self.recorders.rebase(self._replaced(snap), snap)
-        self.closing = self.recorders.close(snap)
+        snap: Snapshot = self.emulator.snapshot()
+        self.closing = self.recorders.close(snap, shared if self._shares_deals else None)
         log.info("recording closed: %s", ", ".join(f"{k} {v}" for k, v in self.files.items()))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from ..engine import Emulator
 from ..errors import InvalidValueError
+from .schedule import Schedule
 
 __all__ = ["RealTimeRunner", "check_acceleration", "MAX_ACCELERATION"]
 
@@ -40,13 +41,18 @@ class RealTimeRunner:
 
     def __init__(self, emulator: Emulator, acceleration: float, sleeptime: float,
                  do_updates: bool = True, clock: Callable[[], float] = time.monotonic,
-                 max_lag: float = 5.0):
+                 max_lag: float = 5.0, schedule: Schedule | None = None):
         self.emulator = emulator
+        #: samples, midnights and control ticks, each on its exact step
+        self.schedule = schedule or Schedule(emulator)
+        self.schedule.power_flow = do_updates
         self.sleeptime = float(sleeptime)
         self.do_updates = do_updates
         self.clock = clock
         self.max_lag = max_lag
         self.listeners: list[Callable[[Emulator], None]] = []
+        #: told the new acceleration (a controller following it as its time scale)
+        self.on_acceleration: list[Callable[[float], None]] = []
         self.behind_s = 0.0  # [s] of emulated time dropped so far when lagging
         self.ticks = 0
         self._step_cost = 0.0  # [s] wall time one step took, smoothed over the last ticks
@@ -65,6 +71,8 @@ class RealTimeRunner:
         self._run_due()  # what is due at the old pace runs first, not later at the new one
         self._reanchor()
         self._acc = acc
+        for listener in self.on_acceleration:
+            listener(acc)
         return acc
 
     def _reanchor(self) -> None:
@@ -111,7 +119,8 @@ class RealTimeRunner:
             due = limit
         if due:
             started = self.clock()  # the runner's own clock: a test's clock costs nothing
-            self.emulator.advance(due, power_flow=self.do_updates)
+            self.schedule.power_flow = self.do_updates
+            self.schedule.run(due)
             cost = (self.clock() - started) / due  # [s of wall time per step]
             if self._advances and cost > 0:  # the first also loads the kernel: not a measure
                 self._step_cost = (cost if self._step_cost == 0

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from ..config import Settings
+from ..control import OPERATION_MODES
 from ..engine import DCDC_RULES, EMU_RULES, Emulator, load_state, save_state
 from ..engine.render import (
     set_current_reply,
@@ -30,6 +31,7 @@ from ..engine.render import (
 )
 from ..engine.rules import MODE_ACCEPTED, NUMBER_ACCEPTED, required
 from ..errors import (
+    ControlledError,
     EmulatorError,
     InvalidValueError,
     MissingStateFileError,
@@ -122,6 +124,7 @@ def create_app(emulator: Emulator, settings: Settings,
     _install_errors(app)
     _user_routes(app, state)
     _apis_main_routes(app, state)
+    _sharing_routes(app, state)
     install_page(app, state)
     return app
 
@@ -142,6 +145,12 @@ def _install_errors(app: FastAPI) -> None:
         log.warning("refused %s: %s", request.url.path, exc)
         status = 404 if isinstance(exc, MissingStateFileError) else 422
         return _error(status, str(exc))
+
+    @app.exception_handler(ControlledError)
+    async def controlled(request: Request, exc: ControlledError) -> Response:
+        log.warning("refused %s: %s", request.url.path, exc)
+        return _error(409, str(exc), "controller", "apis",
+                      "converter commands while the operation mode is manual")
 
     @app.exception_handler(EmulatorError)
     async def other(request: Request, exc: EmulatorError) -> Response:
@@ -236,6 +245,48 @@ def _user_routes(app: FastAPI, state: WebState) -> None:
         return _json(state.all_units())
 
 
+def _outside_command_allowed(state: WebState) -> None:
+    """ControlledError (409) while a built-in controller drives the converters."""
+    controller = state.runner.schedule.controller
+    if controller is not None and controller.drives_converters:
+        raise ControlledError(
+            f"the built-in controller ({controller.name}, operation mode "
+            f"{controller.operation_mode}) drives the converters: set its operation mode to "
+            "manual (/set/operationMode/manual) to command them from outside, or serve "
+            "without --controller")
+
+
+def _sharing_routes(app: FastAPI, state: WebState) -> None:
+    schedule = state.runner.schedule
+
+    @route(app, "/get/deals")
+    async def get_deals() -> Response:
+        controller = schedule.controller
+        if controller is None:
+            return _json({"controller": "none", "operation_mode": None, "active": [],
+                          "finished": []})
+        return _json(controller.status(schedule.view()))
+
+    @route(app, "/get/operationMode")
+    async def get_operation_mode() -> Response:
+        controller = schedule.controller
+        return _json({"controller": controller.name if controller else "none",
+                      "operation_mode": controller.operation_mode if controller else None,
+                      "accepted": list(OPERATION_MODES)})
+
+    @route(app, "/set/operationMode/{mode}")
+    async def set_operation_mode(mode: Annotated[str, Path(
+            description="the global operation mode: " + ", ".join(OPERATION_MODES))]
+            ) -> Response:
+        controller = schedule.controller
+        if controller is None:
+            raise InvalidValueError("controller", "none",
+                                    "a served run with --controller apis")
+        controller.set_operation_mode(mode)
+        log.info("operation mode set to %s", mode)
+        return _json({"controller": controller.name, "operation_mode": mode})
+
+
 def _apis_main_routes(app: FastAPI, state: WebState) -> None:
     em = state.emulator
 
@@ -256,6 +307,7 @@ def _apis_main_routes(app: FastAPI, state: WebState) -> None:
                        dig: Amps = None, drg: Droop = None, p1: Meter1 = None,
                        p2: Meter2 = None) -> Response:
         em.index(oesid)
+        _outside_command_allowed(state)
         for name, value in (("mode", mode), ("dvg", dvg), ("dig", dig)):
             _require(name, value)
         em.set_dcdc(oesid, mode=mode, dvg=dvg, dig=dig, drg=drg, p1=p1, p2=p2)
@@ -264,6 +316,7 @@ def _apis_main_routes(app: FastAPI, state: WebState) -> None:
     @route(app, "/set/dcdc/voltage/{oesid}")
     async def set_dcdc_voltage(oesid: UnitId, dvg: Volts = None, drg: Droop = None) -> Response:
         em.index(oesid)
+        _outside_command_allowed(state)
         _require("dvg", dvg)
         em.set_dcdc_voltage(oesid, dvg=dvg, drg=drg)  # type: ignore[arg-type]
         return _json(set_voltage_reply(state.document(oesid)))
@@ -271,6 +324,7 @@ def _apis_main_routes(app: FastAPI, state: WebState) -> None:
     @route(app, "/set/dcdc/current/{oesid}")
     async def set_dcdc_current(oesid: UnitId, dig: Amps = None) -> Response:
         em.index(oesid)
+        _outside_command_allowed(state)
         _require("dig", dig)
         em.set_dcdc_current(oesid, dig=dig)  # type: ignore[arg-type]
         return _json(set_current_reply(state.document(oesid)))

@@ -10,9 +10,11 @@ from collections.abc import Iterator
 import uvicorn
 
 from ..config import Settings
+from ..control import Controller
 from ..engine import Emulator
 from ..recorders import ServedRecording
 from ..runner import RealTimeRunner
+from ..runner.schedule import Schedule
 from .app import create_app
 
 __all__ = ["serve", "build_server"]
@@ -34,24 +36,41 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def build_server(emulator: Emulator, settings: Settings) -> uvicorn.Server:
-    """A uvicorn server for ``emulator``; SIGINT/SIGTERM stop it cleanly (lifespan shutdown)."""
+def build_server(emulator: Emulator, settings: Settings, controller: Controller | None = None,
+                 follow_acceleration: bool = True) -> uvicorn.Server:
+    """A uvicorn server for ``emulator``; SIGINT/SIGTERM stop it cleanly (lifespan shutdown).
+
+    With a ``controller`` (the built-in apis-main rules) the converters follow its deals; with
+    ``follow_acceleration`` its time scale follows ``/set/acc``.
+    """
+    recording = ServedRecording(emulator, settings, deals=controller is not None)
+    schedule = Schedule(emulator, controller, sample_every=recording.sample_every)
+    schedule.on_sample.append(recording.sample)
+    schedule.on_midnight.append(recording.midnight)
+    schedule.on_deals.append(recording.deals)
     runner = RealTimeRunner(emulator, settings.acceleration, settings.sleeptime,
-                            do_updates=settings.doUpdates)
+                            do_updates=settings.doUpdates, schedule=schedule)
+    if controller is not None and follow_acceleration:
+        runner.on_acceleration.append(controller.set_time_scale)
     app = create_app(emulator, settings, runner)
-    recording = ServedRecording(emulator, settings)  # opens its files now, before serving
-    runner.listeners.append(recording.on_tick)
-    app.state.web.on_shutdown.append(recording.close)  # partial day + closing rows, flushed
+
+    def close() -> None:  # open deals end (run_end), then the partial day and closing rows
+        schedule.close()
+        recording.close(controller.take_day(schedule.view()) if controller else None)
+
+    app.state.web.on_shutdown.append(close)
     config = uvicorn.Config(app, host=settings.b_host, port=settings.b_port, log_config=None,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=5,
                             loop="auto", http="auto")
     return _Server(config)
 
 
-def serve(emulator: Emulator, settings: Settings) -> int:
+def serve(emulator: Emulator, settings: Settings, controller: Controller | None = None,
+          follow_acceleration: bool = True) -> int:
     """Serve until stopped; 0 after a clean stop."""
-    log.info("serving %d units on http://%s:%d/ (data set %s)", len(emulator.units),
-             settings.b_host, settings.b_port, emulator.dataset.name)
-    server = build_server(emulator, settings)
+    log.info("serving %d units on http://%s:%d/ (data set %s, controller %s)",
+             len(emulator.units), settings.b_host, settings.b_port, emulator.dataset.name,
+             controller.name if controller else "none")
+    server = build_server(emulator, settings, controller, follow_acceleration)
     server.run()
     return 0 if server.started else 1
