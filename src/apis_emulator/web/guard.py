@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
-from .routes import state_changing_prefixes
+from .routes import Route, state_changing_prefixes
 
 __all__ = ["RequestGuard"]
 
@@ -32,10 +32,11 @@ def _networks(allow: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IP
 class RequestGuard:
     """Pure ASGI middleware (cheap on the hot path: a few header look-ups)."""
 
-    def __init__(self, app: Any, allow: Iterable[str] = ()):
+    def __init__(self, app: Any, allow: Iterable[str] = (),
+                 routes: Mapping[str, Route] | None = None):
         self.app = app
         self.networks = _networks(allow)
-        self.guarded = state_changing_prefixes()
+        self.guarded = state_changing_prefixes(routes)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -7,7 +7,7 @@ default); the fast path serves the paths marked ``fast`` straight from the rende
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,9 +83,10 @@ def route(app: FastAPI, path: str, **extra: Any) -> Callable[[Callable[..., Any]
     return app.get(r.path, tags=[r.tag], summary=r.summary, **extra)
 
 
-def state_changing_prefixes() -> tuple[str, ...]:
+def state_changing_prefixes(routes: Mapping[str, Route] | None = None) -> tuple[str, ...]:
     """Prefixes of every path that changes state (the guard refuses them cross-site)."""
-    return tuple(sorted({r.prefix for r in ROUTES.values() if not r.reads}))
+    table = ROUTES if routes is None else routes
+    return tuple(sorted({r.prefix for r in table.values() if not r.reads}))
 
 
 def fast_prefixes() -> tuple[tuple[str, str], ...]:
