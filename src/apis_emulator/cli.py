@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", help="directory of a run (simulate --out DIR, or data/output)")
     rep.add_argument("--out", help="where to write report.md and the plots (default RUN_DIR)")
     rep.add_argument("--no-plots", action="store_true", help="only the text report")
+    rep.add_argument("--baseline", metavar="RUN0",
+                     help="a run of the same settings without sharing: self-sufficiency, "
+                          "imports, wasted PV and losses with and without sharing")
     rep.add_argument("--logging-config", help="a logging.conf to use instead of the shipped one")
     return parser
 
@@ -166,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from .report import report
 
-            print(report(args.run_dir, args.out, plots=not args.no_plots).text, end="")
+            print(report(args.run_dir, args.out, plots=not args.no_plots,
+                         baseline=args.baseline).text, end="")
             return 0
         if args.command == "sweep":
             return sweep_command(args)
