@@ -34,6 +34,7 @@ test: $(STAMP) chromium postgres
 lint: $(STAMP)
 	$(PY) -m ruff check src tests bench tools
 	$(PY) -m mypy
+	$(PY) -m mypy --config-file tests/mypy.ini tests
 
 check: lint test
 

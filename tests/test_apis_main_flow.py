@@ -8,6 +8,7 @@ LocalSafetyEvaluation of every unit's /get/unit.
 from __future__ import annotations
 
 import time
+from collections.abc import Set
 from pathlib import Path
 
 import httpx
@@ -30,7 +31,7 @@ def emulated_seconds(text: str) -> float:
     return time.mktime(time.strptime(text, "%Y/%m/%d-%H:%M:%S"))
 
 
-def check_bus(c: httpx.Client, dynamic: frozenset[str] = frozenset(UNITS)) -> dict[str, dict]:
+def check_bus(c: httpx.Client, dynamic: Set[str] = frozenset(UNITS)) -> dict[str, dict]:
     """Kirchhoff, wg = vg·ig and apis-main's safety checks over every unit."""
     units = {u: c.get(f"/get/unit/{u}").json() for u in UNITS}
     meters = [u["dcdc"]["meter"] for u in units.values()]

@@ -48,7 +48,8 @@ def wait_for_rows(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> 
         if path.exists() and path.stat().st_size > 200:
             return
         if proc.poll() is not None:
-            pytest.fail(f"the run ended before writing: {proc.stderr.read().decode()[-2000:]}")
+            error = proc.stderr.read().decode() if proc.stderr else ""
+            pytest.fail(f"the run ended before writing: {error[-2000:]}")
         time.sleep(0.05)
     proc.kill()
     pytest.fail(f"no rows in {path} after {timeout} s")

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,7 @@ def postgres_url() -> Iterator[str]:
         shutil.chown(root, "postgres", "postgres")
     os.chmod(root, 0o700)
     port = free_port()
-    run = dict(check=True, capture_output=True, text=True, timeout=120)
+    run: dict[str, Any] = dict(check=True, capture_output=True, text=True, timeout=120)
     try:
         subprocess.run(_as_server_user([str(bindir / "initdb"), "-D", str(data), "-U",
                                          "postgres", "--auth=trust", "-E", "UTF8"]), **run)

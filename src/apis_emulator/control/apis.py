@@ -415,7 +415,7 @@ class ApisController:
             uid = table.ids[i]
             if pair is not None and pair.pair_unit_id not in (None, uid):
                 continue
-            cond = self._accept_condition(slot, table, i, kind)
+            cond = self._accept_condition(slot, table, int(i), kind)
             if cond is None or cond.pair_unit_id not in (None, requester_id):
                 continue
             found.append((uid, int(amounts[i]), cond.point_per_wh))
@@ -529,7 +529,7 @@ class ApisController:
                 keys = [(-a[2], a[1]) for a in ok]  # type: ignore[operator]
             else:
                 ok = [a for a in accepts if a[2] is not None and a[2] >= neg.point]
-                keys = [(a[2], a[1]) for a in ok]  # type: ignore[misc]
+                keys = [(a[2], a[1]) for a in ok]
         else:
             ok = [a for a in accepts if a[1] > 0]
             keys = [(a[1],) for a in ok]  # type: ignore[misc]
@@ -764,13 +764,13 @@ class ApisController:
         differs = (snap.mode != mode) | (np.abs(snap.dig - dig) > 1e-9) | \
             (np.abs(snap.dvg - dvg) > 1e-9)
         out = []
-        for i in np.flatnonzero(differs):
-            m = Mode(int(mode[i]))
+        for j in np.flatnonzero(differs):
+            m = Mode(int(mode[j]))
             if m == Mode.WAIT:
-                out.append(ConverterCommand(snap.ids[i], m))
+                out.append(ConverterCommand(snap.ids[j], m))
             else:
-                out.append(ConverterCommand(snap.ids[i], m, dvg=float(dvg[i]),
-                                            dig=float(dig[i]), drg=0.0))
+                out.append(ConverterCommand(snap.ids[j], m, dvg=float(dvg[j]),
+                                            dig=float(dig[j]), drg=0.0))
         return out
 
     # ------------------------------------------------------------------ waking
@@ -833,7 +833,7 @@ class ApisController:
     def _text(self, t: float | None) -> str:
         if t is None:
             return ""
-        return (self.start + dt.timedelta(seconds=t)).strftime(TIME_FORMAT)
+        return str((self.start + dt.timedelta(seconds=t)).strftime(TIME_FORMAT))
 
     def _describe(self, d: Deal) -> dict[str, Any]:
         return {"deal_id": d.deal_id, "created": self._text(d.created),

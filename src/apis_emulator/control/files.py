@@ -121,8 +121,9 @@ def _get(tree: Mapping[str, Any], path: str, kind: type | tuple[type, ...] = (in
             return default
         node = node[key]
     numeric = kind == (int, float)
-    if isinstance(node, bool) or not isinstance(node, kind) or (
-            numeric and not (math.isfinite(node) and lo <= node <= hi)):
+    value: Any = node  # checked below
+    if isinstance(value, bool) or not isinstance(node, kind) or (
+            numeric and not (math.isfinite(value) and lo <= value <= hi)):
         accepted = f"a number in [{lo:g}, {hi:g}]" if numeric else f"a {kind}"
         raise InvalidValueError(f"{where}.{path}", node, accepted)
     return node
@@ -141,7 +142,9 @@ def read_policy(policy: Mapping[str, Any], hw_config: Mapping[str, Any],
                 all_members: bool = False) -> Policy:
     """The decision fields of ``policy`` and ``hw_config``; ``all_members`` ignores
     memberUnitIds (the shipped file lists E001–E004 only)."""
-    g = lambda path, **kw: _get(policy, path, **kw)  # noqa: E731 - a short alias
+    def g(path: str, **kw: Any) -> Any:
+        return _get(policy, path, **kw)
+
     side = g("gridMaster.voltageReferenceSide", kind=str, default="chargeUnit")
     ref = g("gridMaster.deal.referenceSide", kind=str, default="chargeUnit")
     nominal = hw_config.get("batteryNominalCapacityWh")

@@ -121,12 +121,14 @@ class Snapshot:
     @property
     def rsoc(self) -> np.ndarray:
         """Relative state of charge [%]."""
-        return 100.0 * self.energy / self.capacity
+        rsoc: np.ndarray = 100.0 * self.energy / self.capacity
+        return rsoc
 
     @property
     def wb(self) -> np.ndarray:
         """Battery-side converter power wg − loss, > 0 when it charges the battery [W]."""
-        return self.wg - self.dcdc_loss
+        wb: np.ndarray = self.wg - self.dcdc_loss
+        return wb
 
 
 class Emulator:
@@ -218,7 +220,7 @@ class Emulator:
                               mac=f"02:00:00:00:{number // 256 % 256:02x}:{number % 256:02x}")
         doc["emu"]["battery_voltage"] = self.settings.batteryVoltage
         doc["dcdc"]["meter"]["vb"] = self.settings.batteryVoltage
-        return doc
+        return dict(doc)
 
     def new_units(self, ids: list[str]) -> Units:
         """New units with the standard parameters (and per-unit overrides of the settings)."""

@@ -145,8 +145,11 @@ run_steps_serial = njit(cache=True, nogil=True)(_run_steps)
 PARALLEL_MIN_WORK = 2_000_000  # unit-steps per call from which the parallel version is used
 
 
-def run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
-              energy, capacity, bypass, ac_charge, out, ledger, watch=None) -> int:
+def run_steps(dt: float, solar_w: np.ndarray, load_j: np.ndarray, load_f: np.ndarray,
+              load_kw: np.ndarray, house: np.ndarray, pv_gain: np.ndarray, wg: np.ndarray,
+              dcdc_loss: np.ndarray, p: np.ndarray, energy: np.ndarray, capacity: np.ndarray,
+              bypass: np.ndarray, ac_charge: np.ndarray, out: np.ndarray, ledger: np.ndarray,
+              watch: np.ndarray | None = None) -> int:
     """Advance every unit by ``len(solar_w)`` steps (see :func:`_run_steps`).
 
     Returns the first step count after which a unit left its ``watch`` band (or n + 1): the

@@ -61,7 +61,7 @@ def _dischargeable(energy: float, flow: float, load: float, dcloss: float) -> tu
 def unit_document(em: DocumentSource, i: int) -> dict[str, Any]:
     """The full document of the unit at position ``i`` (as ``/get/log`` shows it)."""
     u, s = em.units, em.settings
-    doc = copy_tree(u.static[i])
+    doc: dict[str, Any] = copy_tree(u.static[i])
     out = u.out[i]
     energy = float(u.energy[i])
     rsoc = 100.0 * energy / float(u.capacity[i])
@@ -116,7 +116,8 @@ def _pick(tree: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 def dcdc_view(doc: dict[str, Any]) -> dict[str, Any]:
     """``/get/dcdc``: the whole dcdc part."""
-    return doc["dcdc"]
+    part: dict[str, Any] = doc["dcdc"]
+    return part
 
 
 def unit_view(doc: dict[str, Any]) -> dict[str, Any]:

@@ -37,12 +37,12 @@ class DataSet:
     @property
     def solar_interval(self) -> float:
         """Time between two solar samples [s]."""
-        return DAYS * 86400.0 / self.solar.shape[0]
+        return DAYS * 86400.0 / int(self.solar.shape[0])
 
     @property
     def load_interval(self) -> float:
         """Time between two load samples [s]."""
-        return DAYS * 86400.0 / self.load_kw.shape[1]
+        return DAYS * 86400.0 / int(self.load_kw.shape[1])
 
     @property
     def solar_shift(self) -> float:

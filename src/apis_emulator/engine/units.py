@@ -73,4 +73,5 @@ class Units:
     @property
     def rsoc(self) -> np.ndarray:
         """Relative state of charge [%], full precision."""
-        return 100.0 * self.energy / self.capacity
+        rsoc: np.ndarray = 100.0 * self.energy / self.capacity
+        return rsoc

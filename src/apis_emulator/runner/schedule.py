@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..control import Controller, ControlView, DealRecord
 from ..engine import Emulator
 from ..engine.units import Units
@@ -83,29 +85,28 @@ class Schedule:
         em = self.emulator
         end = em.step_index + int(n_steps)
         start = em.step_index
-        watch = self._control()
+        plan_steps, watch = self._control()
         while em.step_index < end:
-            plan_steps, watch = watch
             k = min(end - em.step_index, plan_steps, self._steps_to(self._next_sample),
                     em.steps_until(self._next_day) or 1)
             _, left = em.advance_watched(max(k, 1), watch, self.power_flow)
             self._recorders_due()
-            watch = self._control(left)
+            plan_steps, watch = self._control(left)
         return em.step_index - start
 
     def _recorders_due(self) -> None:
         em = self.emulator
         if em.now >= self._next_day:
             shared = self.controller.take_day(self.view()) if self.controller else {}
-            for handler in self.on_midnight:
-                handler(em, shared)
+            for at_midnight in self.on_midnight:
+                at_midnight(em, shared)
             self._next_day = next_midnight(em.now)
         if em.emulated_s >= self._next_sample - 1e-9:
             for handler in self.on_sample:
                 handler(em)
             self._next_sample = self._sample_after(em.emulated_s)
 
-    def _control(self, left: bool = False) -> tuple[int, object]:
+    def _control(self, left: bool = False) -> tuple[int, np.ndarray | None]:
         """Wake the controller if it is due (or a band was left); its next plan."""
         controller = self.controller
         if controller is None:

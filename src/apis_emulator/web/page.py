@@ -109,7 +109,8 @@ def _json(data: Any, status: int = 200) -> Response:
 
 def _rounded(values: np.ndarray, digits: int = 3) -> list[Any]:
     """Numbers rounded for the screen (no -0.0); NaN becomes null when orjson writes it."""
-    return (np.round(np.asarray(values, dtype=np.float64), digits) + 0.0).tolist()
+    rounded: list[Any] = (np.round(np.asarray(values, dtype=np.float64), digits) + 0.0).tolist()
+    return rounded
 
 
 def _epoch(em: Emulator) -> float:

@@ -92,7 +92,7 @@ def state_changing_prefixes(routes: Mapping[str, Route] | None = None) -> tuple[
 def fast_prefixes() -> tuple[tuple[str, str], ...]:
     """(prefix, read view) of every per-unit path the fast path serves, longest first."""
     pairs = {(r.prefix, r.fast) for r in ROUTES.values() if r.fast and "{" in r.path}
-    return tuple(sorted(pairs, key=lambda p: -len(p[0])))  # type: ignore[arg-type]
+    return tuple(sorted(((p, str(f)) for p, f in pairs), key=lambda p: -len(p[0])))
 
 
 def fast_paths() -> frozenset[str]:
