@@ -1,16 +1,23 @@
-"""``apis-emulator report RUN_DIR``: a short summary of a recorded run, with two plots.
+"""``apis-emulator report RUN_DIR``: a short summary of a recorded run, with plots.
 
-Reads the run's ``summary.csv`` (power-flow-model §7) and its individual log (``indivLog.csv``
-or the Parquet directory ``indivLog.parquet``) and writes, into RUN_DIR (or ``out_dir``):
+Reads the run's ``summary.csv`` (power-flow-model §7), its individual log (``indivLog.csv``
+or the Parquet directory ``indivLog.parquet``) and, for a run with sharing, ``deals.csv``;
+writes, into RUN_DIR (or ``out_dir``):
 
-- ``report.md``: period, units, energy totals [kWh], the self-sufficiency ratios;
+- ``report.md``: period, units, energy totals [kWh], the self-sufficiency ratios; with sharing,
+  the energy delivered, taken and lost by deals [kWh] and the deals, in all and per day, and
+  the deals per unit; with a baseline (a run of the same settings without sharing), ssr_real,
+  ssr_pv, AC in, wasted PV and losses with and without sharing;
 - ``daily_energy.png``: pv, demand, AC in, wasted and losses per emulated day [kWh];
 - ``soc.png``: the state of charge of each unit over time [%] (and their mean); daily means
-  when the run is longer than two weeks.
+  when the run is longer than two weeks;
+- with sharing, ``sharing.png`` (shared energy [kWh] and deals per day) and
+  ``deals_per_unit.png``; with a baseline, ``ssr_real.png`` (daily ssr_real of both runs).
 
-A run that was killed before its ``sum`` row is reported from its day rows.  matplotlib (the
-``report`` extra) is imported only to draw, with the Agg backend; without it the text report
-is still written and the plots are skipped with a message.
+A run that was killed before its ``sum`` row is reported from its day rows; a summary written
+before sharing (without shared_in, shared_out, deals) reads as a run without a controller.
+matplotlib (the ``report`` extra) is imported only to draw, with the Agg backend; without it
+the text report is still written and the plots are skipped with a message.
 """
 
 from __future__ import annotations
@@ -384,6 +391,7 @@ def _shared_sums(columns: dict[str, list[float | None]],
 
 
 def _sharing_text(days: list[str], columns: dict[str, list[float | None]]) -> list[str]:
+    """report.md's Sharing section: totals, then the table per day (or month)."""
     delivered, taken, count = _shared_sums(columns)
     lost = taken - delivered
     share = f" ({100.0 * lost / taken:.1f} % of what was taken)" if taken else ""
@@ -409,6 +417,7 @@ def _period_table(days: list[str], columns: dict[str, list[float | None]]) -> li
 
 
 def _deals_text(deals: DealCounts | None) -> list[str]:
+    """report.md's Deals per unit section."""
     if deals is None:
         return ["## Deals per unit", "", "No deals.csv in the run's directory."]
     ended = ", ".join(f"{reason or '(open)'} {n:,}" for reason, n in sorted(deals.reasons.items()))
