@@ -289,7 +289,7 @@ def test_report_on_a_sweep_folder(local_sweep, tmp_path):
     assert "4 ok, 0 failed" in text and "Axes: batterySize, controller" in text
     assert all(run_id in text for run_id in local_sweep[1]["run_id"])
     assert sorted(p.name for p in (tmp_path / "report").glob("*.png")) == sorted(
-        f"sweep_{k}.png" for k in (*KPIS, *SHARING_KPIS))
+        f"sweep_{k}.png" for k in (*KPIS, *SHARING_KPIS, "shared_loss"))
     assert result.files["report"] == tmp_path / "report" / "report.md"
 
 

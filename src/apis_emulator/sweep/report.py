@@ -2,7 +2,8 @@
 
 Writes into DIR (or ``out_dir``) ``report.md`` (counts, the runs table with energies in [kWh],
 the failed runs and their errors) and, per KPI, ``sweep_<kpi>.png``: one panel per axis with
-the KPI against that axis, one line per combination of the other axes' values.
+the KPI against that axis, one line per combination of the other axes' values.  With sharing,
+``shared_loss`` = shared_out − shared_in [kWh] is added: the energy the deals lost on the way.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ __all__ = ["sweep_report", "axis_columns"]
 log = logging.getLogger(__name__)
 
 #: KPIs that are energies [Wh]: shown and plotted in [kWh].
-_ENERGIES = ("pv", "demand", "acin", "wasted", "loss", "shared_in", "shared_out")
+_ENERGIES = ("pv", "demand", "acin", "wasted", "loss", "shared_in", "shared_out",
+             "shared_loss")
 _LABELS = {"pv": "PV", "demand": "demand", "acin": "AC in", "wasted": "wasted PV",
            "loss": "losses", "ssr_real": "self-sufficiency ssr_real", "ssr_pv": "ssr_pv",
            "sor": "PV used, sor", "shared_in": "shared into batteries",
-           "shared_out": "shared out of batteries", "deals": "deals"}
+           "shared_out": "shared out of batteries", "deals": "deals",
+           "shared_loss": "lost in the deals (out − in)"}
 _MAX_LEGEND = 12
 
 
@@ -146,6 +149,11 @@ def sweep_report(sweep_dir: Path, out_dir: Path | None = None,
     columns, rows = read_table(sweep_dir / "runs.csv")
     axes = axis_columns(columns)
     kpis = [k for k in (*KPIS, *SHARING_KPIS) if k in columns]
+    if "shared_in" in kpis:
+        kpis.append("shared_loss")
+        for r in rows:
+            both = r["shared_out"] is not None and r["shared_in"] is not None
+            r["shared_loss"] = r["shared_out"] - r["shared_in"] if both else None
     ok = [r for r in rows if r["status"] == "ok"]
     drawn = _draw(out, ok, axes, kpis) if plots and ok and axes else []
     text = _text(sweep_dir, rows, axes, kpis, drawn)

@@ -1,0 +1,156 @@
+"""Benchmark: a sweep of 8 runs on Dask with 1 and 2 workers, against plain ``simulate`` runs.
+
+    .venv/bin/python bench/sweep_scaling.py [--units 100] [--days 30]
+                                            [--controller both|none|apis] [--repeat 1]
+
+The study: the embedded default data set, ``--units`` houses for ``--days`` days, 8 runs =
+battery size (2400, 4800, 7200, 9600 Wh) × controller (none, apis) (``--controller none`` or
+``apis``: 8 battery sizes with that controller only).  The headless default outputs of a sweep:
+the summary (and deals.csv with a controller), no individual log, no database.
+
+Printed:
+
+- **plain**: each run as ``simulate`` does it, one after another in this process (Emulator,
+  controller, ``simulate()``), after one untimed warm-up run; the sum of each run's best time
+  [s];
+- **1 worker / 2 workers**: ``run_sweep`` on a LocalCluster started beforehand (its start
+  and the first load of the compiled kernel in each worker are printed apart, as fixed costs),
+  timed from the call to the returned table: checking the workers, sending the data set once,
+  8 tasks, the table written.  Each into a fresh folder (nothing to resume); 1 and 2 workers
+  in turn, ``--repeat`` times, the best sweep counts (the machine is shared: the best time is
+  the one least slowed by others; the median is printed too);
+- **overhead per task**: (1-worker sweep − plain) / 8, absolute [ms] and relative to a plain
+  run [%] (target ≤ 5 %); **in-task**: the tasks' own wall time (the table's wall_s) against
+  plain, i.e. what the folder handling costs inside the task;
+- **speed-up**: 1-worker / 2-worker sweep (target ≥ 1.8× on 2 cores);
+- the 1-minute load average before each phase: the machine is shared, and a load above the
+  number of cores slows every figure and the speed-up most.
+
+Nothing here is asserted; tests never time anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from apis_emulator.control import build_controller
+from apis_emulator.engine import Emulator
+from apis_emulator.runner import simulate
+from apis_emulator.sweep import Sweep, load_sweep, run_sweep
+from apis_emulator.sweep.task import check_worker
+
+SIZES = (2400.0, 4800.0, 7200.0, 9600.0)
+
+
+def study(units: int, days: float, controller: str) -> dict[str, Any]:
+    """The sweep document of the 8 runs."""
+    axes: dict[str, Any] = {"batterySize": list(SIZES), "controller": ["none", "apis"]}
+    if controller != "both":
+        axes = {"batterySize": [s + k * 600.0 for s in SIZES for k in (0, 1)],
+                "controller": [controller]}
+    return {"sweep": {"days": days, "units": units}, "axes": axes}
+
+
+def load1() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def plain_run(sweep: Sweep, k: int, out: Path) -> float:
+    """Run k of the sweep as ``simulate`` does; its wall time [s]."""
+    from apis_emulator.config import Settings
+
+    run = sweep.runs[k]
+    started = time.perf_counter()
+    params = dict(run.params)
+    em = Emulator(Settings(**params["settings"]), sweep.datasets[run.data], params["units"])
+    controller = build_controller(params["controller"], em, scenario=params.get("scenario"),
+                                  policy=params.get("policy"), seed=params.get("seed", 0),
+                                  time_scale=params.get("time_scale", 1.0))
+    simulate(em, params["days"], out, indiv_interval=None, progress=False, database=False,
+             handle_signals=False, controller=controller)
+    return time.perf_counter() - started
+
+
+def plain(sweep: Sweep, scratch: Path, repeat: int) -> list[float]:
+    """Every run ``repeat`` times after an untimed warm-up; the best time of each run [s]."""
+    plain_run(sweep, 0, scratch / "warm")
+    best = [math.inf] * len(sweep.runs)
+    for r in range(repeat):
+        for k in range(len(sweep.runs)):
+            best[k] = min(best[k], plain_run(sweep, k, scratch / f"plain{r}-{k}"))
+    return best
+
+
+def on_cluster(sweep: Sweep, workers: int, out: Path) -> tuple[float, float, float, list[float]]:
+    """(cluster start [s], kernel warm-up [s], sweep [s], the tasks' wall_s) on N workers."""
+    from distributed import Client, LocalCluster
+
+    started = time.perf_counter()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        up = time.perf_counter() - started
+        out.mkdir(parents=True)
+        started = time.perf_counter()
+        client.run(check_worker, str(out))  # loads the compiled kernel in every worker
+        warm = time.perf_counter() - started
+        started = time.perf_counter()
+        table = run_sweep(sweep, out / "sweep", client=client)
+        wall = time.perf_counter() - started
+    return up, warm, wall, list(table["wall_s"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--units", type=int, default=100)
+    parser.add_argument("--days", type=float, default=30.0)
+    parser.add_argument("--controller", choices=("both", "none", "apis"), default="both")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="times each measure is taken; the best one counts (default 3)")
+    args, ignored = parser.parse_known_args(argv)
+    if ignored:
+        print(f"(ignoring {' '.join(ignored)})")
+    sweep = load_sweep(study(args.units, args.days, args.controller))
+    n = len(sweep.runs)
+    print(f"{n} runs of {args.units} units × {args.days:g} days (controller {args.controller}); "
+          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}; best of {args.repeat}")
+    scratch = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    try:
+        print(f"load1 {load1()}: plain runs …", flush=True)
+        plain_s = plain(sweep, scratch, args.repeat)
+        total = sum(plain_s)
+        print(f"plain: {total:.2f} s (runs {', '.join(f'{t:.2f}' for t in plain_s)})")
+        walls: dict[int, list[float]] = {1: [], 2: []}
+        tasks = math.inf
+        for repeat in range(args.repeat):  # 1 and 2 workers in turn: both see the same load
+            for workers in (1, 2):
+                before = load1()
+                up, warm, wall, task_s = on_cluster(sweep, workers,
+                                                    scratch / f"w{workers}-{repeat}")
+                walls[workers].append(wall)
+                tasks = min(tasks, sum(task_s)) if workers == 1 else tasks
+                print(f"{workers} worker(s): sweep {wall:.2f} s  (load1 {before}; cluster start "
+                      f"{up:.1f} s, kernel warm-up {warm:.2f} s, apart)", flush=True)
+        one, two = min(walls[1]), min(walls[2])
+        print(f"best: plain {total:.2f} s, 1 worker {one:.2f} s, 2 workers {two:.2f} s")
+        print(f"overhead per task: {(one - total) / n * 1000:+.0f} ms = "
+              f"{(one / total - 1) * 100:+.1f} % of a plain run (inside the tasks: "
+              f"{(tasks - total) / n * 1000:+.0f} ms)")
+        print(f"speed-up 1 → 2 workers: {one / two:.2f}× (median of the sweeps: "
+              f"{statistics.median(walls[1]) / statistics.median(walls[2]):.2f}×; "
+              f"load1 now {load1()})")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
