@@ -23,6 +23,7 @@ changes no number.  Times are emulated seconds since the start of the run.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import math
 import zlib
 from collections import deque
@@ -59,6 +60,7 @@ class Deal:
     current_a: float
     activated: float | None = None
     started: float | None = None
+    state: str = _NEW  # new, ramping (activated, waiting for the grid) or started
     ended: float | None = None
     end_reason: str = ""
     # energies at a tick t: base + rate · (t − base_t) / 3600, wb being constant between ticks
@@ -70,13 +72,6 @@ class Deal:
     cumulated: float = 0.0  # counted on the reference side by the last processed tick [Wh]
     delivered: float = 0.0  # into the charging battery [Wh]
     taken: float = 0.0  # out of the discharging battery [Wh]
-
-    @property
-    def state(self) -> str:
-        """new, ramping (activated, waiting for the grid) or started."""
-        if self.started is not None:
-            return _STARTED
-        return _RAMPING if self.activated is not None else _NEW
 
     def ends(self) -> tuple[str, str]:
         """(charge unit, discharge unit)."""
@@ -120,6 +115,7 @@ class _Table:
     req_amount: np.ndarray
     acc_charge: np.ndarray  # accept amount of a charge accept, or -1
     acc_discharge: np.ndarray
+    pos: dict[str, int]  # unit id → position
 
 
 class ApisController:
@@ -174,6 +170,10 @@ class ApisController:
         self._reset_all = False
         self._released = False  # manual mode: the converters are handed over
         self._processed_gm = False
+        self._held_by: dict[str, int] = {}  # deals per unit
+        self._version = 0  # changes with every deal made, started or ended, every mode change
+        self._running_cache: tuple[int, list[Deal]] = (-1, [])
+        self._cached: tuple[Any, int, _Table | None, np.ndarray | None] = (None, -1, None, None)
         self._clock = math.nan  # [s] events before this moment are past (set by plan)
         self._promised = math.inf  # [s] the wake-up the last plan asked for
 
@@ -190,6 +190,7 @@ class ApisController:
     def set_operation_mode(self, mode: str) -> None:
         """The global operation mode: autonomous, heteronomous, stop or manual."""
         self.operation_mode = _checked_mode(mode)
+        self._version += 1
         if mode == "manual" and not self._deals:
             self._released = True  # nothing to wind down: the converters are handed over
 
@@ -238,17 +239,43 @@ class ApisController:
         if self._dirty_units:
             self._drop_missing(view)
         now = view.elapsed + _EPS
-        while True:
-            table = self._table(view)
-            events = ((self._next_negotiation(), 0), (self._next_house_keeping(view, table), 1),
-                      (self._next_gm(view, table), 2))
-            due, kind = min(events)
-            if due > now:
-                break
+        queue = self._due_by(view, now)
+        while queue:
+            due, kind, which = heapq.heappop(queue)
             self._clock = due
-            (self._end_negotiation, self._house_keeping, self._gm_tick)[kind](view, table, due)
+            version = self._version
+            if kind == 0:
+                self._end_negotiation(view, due)
+            elif kind == 1:
+                self._ask(view, which, due)
+                self._queue_new_negotiations(queue, now)
+            else:
+                self._gm_tick(view, self._table(view), due)
+            if self._version != version:  # the deals changed: so may every chance
+                queue = self._due_by(view, now)
         self._clock = view.elapsed  # everything up to now is accounted for
         return self._commands(view)
+
+    def _due_by(self, view: ControlView, now: float) -> list[tuple[float, int, int]]:
+        """Events due by ``now`` from ``self._clock`` on, as a heap of (time, kind, unit):
+        negotiations ending (0), House-Keeping ticks of units with a chance (1), the next
+        Grid Master tick that can change something (2)."""
+        table = self._table(view)
+        queue = [(n.due, 0, -1) for n in self._negotiations if n.due <= now]
+        chances = self._opportunities(table, self._slot(view.elapsed))
+        if len(chances):
+            ticks = self._hk_ticks(table, chances, self._clock)
+            queue += [(float(t), 1, int(i)) for t, i in zip(ticks, chances, strict=True)
+                      if t <= now]
+        gm = self._next_gm(view, table)
+        if gm <= now:
+            queue.append((gm, 2, -1))
+        heapq.heapify(queue)
+        return queue
+
+    def _queue_new_negotiations(self, queue: list[tuple[float, int, int]], now: float) -> None:
+        if self._negotiations and self._negotiations[-1].due <= now:
+            heapq.heappush(queue, (self._negotiations[-1].due, 0, -1))
 
     def settled(self, view: ControlView) -> None:
         """Converters changed: each running deal's rates from now on (wb of the new state)."""
@@ -256,9 +283,10 @@ class ApisController:
             return
         wb = view.snapshot.wb
         pos = {u: i for i, u in enumerate(view.snapshot.ids)}
+        total = self._currents()  # a unit's meter is shared in proportion to the currents
         for d in self._running():
-            into = float(wb[pos[d.charge_unit]]) * self._share(d, d.charge_unit)
-            out = -float(wb[pos[d.discharge_unit]]) * self._share(d, d.discharge_unit)
+            into = float(wb[pos[d.charge_unit]]) * d.current_a / total[d.charge_unit]
+            out = -float(wb[pos[d.discharge_unit]]) * d.current_a / total[d.discharge_unit]
             counted = into if self.policy.reference_side == "chargeUnit" else out
             d.rebase(self._gm_last, (counted, into, out))
             d.end_tick = self._amount_tick(d)
@@ -350,6 +378,15 @@ class ApisController:
         return None
 
     def _table(self, view: ControlView) -> _Table:
+        """The rules' view of the units, once per snapshot and deal set."""
+        snap, version, table, _ = self._cached
+        if snap is view.snapshot and version == self._version and table is not None:
+            return table
+        table = self._make_table(view)
+        self._cached = (view.snapshot, self._version, table, None)
+        return table
+
+    def _make_table(self, view: ControlView) -> _Table:
         snap = view.snapshot
         ids = snap.ids
         rsoc = snap.rsoc
@@ -384,15 +421,18 @@ class ApisController:
                     acc_c[here] = _amount("charge", accepts["charge"].limit_wh, r[here])
                 if "discharge" in accepts:
                     acc_d[here] = _amount("discharge", accepts["discharge"].limit_wh, r[here])
-        return _Table(ids, r, rsoc, free, req_type, req_amount, acc_c, acc_d)
+        return _Table(ids, r, rsoc, free, req_type, req_amount, acc_c, acc_d,
+                      {u: i for i, u in enumerate(ids)})
 
     def _held(self, ids: Sequence[str]) -> np.ndarray:
-        count = dict.fromkeys(ids, 0)
-        for d in self._deals:
-            for u in d.ends():
-                if u in count:
-                    count[u] += 1
-        return np.array([count[u] for u in ids], dtype=np.int64)
+        """How many deals (any state) each unit holds: what its interlock counts."""
+        held = self._held_by
+        return np.array([held.get(u, 0) for u in ids], dtype=np.int64)
+
+    def _hold(self, d: Deal, by: int) -> None:
+        for u in d.ends():
+            self._held_by[u] = self._held_by.get(u, 0) + by
+        self._version += 1
 
     def _requesters(self, table: _Table) -> np.ndarray:
         """Positions of units that would send a request now."""
@@ -440,6 +480,14 @@ class ApisController:
 
     def _opportunities(self, table: _Table, slot: Slot | None) -> np.ndarray:
         """Positions of units whose request would find at least one accept now."""
+        snap, version, cached, chances = self._cached
+        if cached is table and chances is not None:
+            return chances
+        chances = self._find_opportunities(table, slot)
+        self._cached = (snap, version, cached, chances)
+        return chances
+
+    def _find_opportunities(self, table: _Table, slot: Slot | None) -> np.ndarray:
         found = []
         for kind in (1, 2):
             asking = self._requesters(table)
@@ -455,43 +503,44 @@ class ApisController:
             found += list(asking[others > 0])
         return np.array(sorted(found), dtype=np.int64)
 
+    def _hk_ticks(self, table: _Table, chances: np.ndarray, since: float) -> np.ndarray:
+        """Each unit's first House-Keeping tick at or after ``since`` it has not had yet."""
+        period = self.house_keeping_s
+        ids = [table.ids[i] for i in chances]
+        phase = np.array([self._phases[u] for u in ids]) * period
+        done = np.array([self._hk_done[u] for u in ids])
+        after = np.maximum(since, done + period / 2)
+        ticks: np.ndarray = phase + np.ceil((after - phase) / period - _EPS) * period
+        return ticks
+
     def _next_house_keeping(self, view: ControlView, table: _Table) -> float:
         """The first tick of a unit whose request would find an accept now."""
         chances = self._opportunities(table, self._slot(view.elapsed))
         if not len(chances):
             return math.inf
-        period = self.house_keeping_s
-        ids = [table.ids[i] for i in chances]
-        phase = np.array([self._phases[u] for u in ids]) * period
-        done = np.array([self._hk_done[u] for u in ids])
-        after = np.maximum(self._clock, done + period / 2)
-        ticks = phase + np.ceil((after - phase) / period - _EPS) * period
-        return float(ticks.min())
+        return float(self._hk_ticks(table, chances, self._clock).min())
 
-    def _house_keeping(self, view: ControlView, table: _Table, due: float) -> None:
-        """Every unit whose request would find an accept and whose tick is ``due`` asks."""
+    def _ask(self, view: ControlView, i: int, tick: float) -> None:
+        """House-Keeping of the unit at position ``i`` at ``tick``: its request goes out with
+        every accept it gets now; the negotiation ends ``negotiation_s`` later."""
+        table = self._table(view)
         slot = self._slot(view.elapsed)
-        for i in self._opportunities(table, slot):
-            uid = table.ids[i]
-            after = max(due, self._hk_done[uid] + self.house_keeping_s / 2)
-            tick = self._hk_tick_after(uid, after)
-            if tick > due + _EPS:
-                continue
-            self._hk_done[uid] = tick
-            req_type = int(table.req_type[i])
-            accepts = self._accepts(table, int(i), req_type, slot)
-            cond = self._request_condition(slot, table, int(i)) if slot else None
-            if not accepts or cond is None:
-                continue
-            self._negotiations.append(_Negotiation(
-                tick + self.negotiation_s, uid, "charge" if req_type == 1 else "discharge",
-                int(table.req_amount[i]), cond.point_per_wh, cond.pair_unit_id, accepts))
+        uid = table.ids[i]
+        self._hk_done[uid] = tick
+        req_type = int(table.req_type[i])
+        accepts = self._accepts(table, i, req_type, slot)
+        cond = self._request_condition(slot, table, i) if slot else None
+        if not accepts or cond is None:
+            return
+        self._negotiations.append(_Negotiation(
+            tick + self.negotiation_s, uid, "charge" if req_type == 1 else "discharge",
+            int(table.req_amount[i]), cond.point_per_wh, cond.pair_unit_id, accepts))
 
     # ------------------------------------------------------------------ negotiation
     def _next_negotiation(self) -> float:
         return min((n.due for n in self._negotiations), default=math.inf)
 
-    def _end_negotiation(self, view: ControlView, table: _Table, due: float) -> None:
+    def _end_negotiation(self, view: ControlView, due: float) -> None:
         ready = [n for n in self._negotiations if n.due <= due + _EPS]
         self._negotiations = [n for n in self._negotiations if n.due > due + _EPS]
         for neg in sorted(ready, key=lambda n: (n.due, n.requester)):
@@ -499,7 +548,7 @@ class ApisController:
 
     def _conclude(self, view: ControlView, neg: _Negotiation) -> None:
         table = self._table(view)
-        pos = {u: i for i, u in enumerate(table.ids)}
+        pos = table.pos
         i = pos.get(neg.requester)
         if i is None or not table.free[i]:
             return  # the requester's gates hold at choose time too (MediatorAcceptsHandling)
@@ -514,9 +563,10 @@ class ApisController:
         charge, discharge = (neg.requester, other) if neg.type == "charge" else \
             (other, neg.requester)
         self._count += 1
-        self._deals.append(Deal(f"D{self._count:07d}", neg.due, neg.requester, neg.type,
-                                charge, discharge, neg.amount, chosen[1], amount,
-                                self.policy.deal_grid_current_a))
+        deal = Deal(f"D{self._count:07d}", neg.due, neg.requester, neg.type, charge,
+                    discharge, neg.amount, chosen[1], amount, self.policy.deal_grid_current_a)
+        self._deals.append(deal)
+        self._hold(deal, +1)
 
     def _choose(self, neg: _Negotiation, strategy: str) -> tuple[str, int, float | None] | None:
         """The accept the requester picks (SimpleScenarioEvaluationImpl.chooseAccept)."""
@@ -552,7 +602,12 @@ class ApisController:
 
     # ------------------------------------------------------------------ Grid Master
     def _running(self) -> list[Deal]:
-        return [d for d in self._deals if d.state == _STARTED]
+        """The started deals (once per change of the deals)."""
+        version, running = self._running_cache
+        if version != self._version:
+            running = [d for d in self._deals if d.state == _STARTED]
+            self._running_cache = (self._version, running)
+        return running
 
     def _activated(self, but: Deal | None = None) -> list[Deal]:
         return [d for d in self._deals if d.state != _NEW and d is not but]
@@ -581,7 +636,7 @@ class ApisController:
         return min((d.end_tick for d in self._running()), default=math.inf)
 
     def _force_condition(self, table: _Table) -> bool:
-        pos = {u: i for i, u in enumerate(table.ids)}
+        pos = table.pos
         p = self.policy
         return any(table.rsoc[pos[d.discharge_unit]] < p.discharge_lower_rsoc
                    or table.rsoc[pos[d.charge_unit]] > p.charge_upper_rsoc
@@ -624,7 +679,7 @@ class ApisController:
 
     def _cumulation(self, table: _Table, tick: float) -> None:
         """End deals whose energy passed their amount; abort those past the rsoc limits."""
-        pos = {u: i for i, u in enumerate(table.ids)}
+        pos = table.pos
         p = self.policy
         for d in sorted(self._running(), key=lambda d: d.created):
             if d.deal_wh < d.cumulated:
@@ -654,7 +709,8 @@ class ApisController:
             self._end(d, tick, "capacity")
             return
         if not active:
-            d.activated = tick
+            d.activated, d.state = tick, _RAMPING
+            self._version += 1
             self._master = d
             self._vr = self._master_side(d)
             return
@@ -675,7 +731,8 @@ class ApisController:
             else d.discharge_unit
 
     def _start(self, d: Deal, tick: float) -> None:
-        d.started = tick
+        d.started, d.state = tick, _STARTED
+        self._version += 1
         self._day["deals"] += 1  # a deal counts on the day its current starts to flow
         d.cumulated = d.delivered = d.taken = 0.0
         d.rebase(tick, (0.0, 0.0, 0.0))  # the rates come in settled(), once converters are set
@@ -684,6 +741,7 @@ class ApisController:
         """Stop, deactivate and dispose of a deal in one go; the voltage reference follows."""
         d.ended, d.end_reason = tick, reason
         self._deals.remove(d)
+        self._hold(d, -1)
         self._book(d, d.delivered, d.taken)
         record = self._record(d)
         self._finished.append(record)
@@ -817,7 +875,7 @@ class ApisController:
 
     def _watch_force(self, table: _Table, watch: np.ndarray) -> None:
         """Running deals: wake when a discharger falls below, a charger rises above, its limit."""
-        pos = {u: i for i, u in enumerate(table.ids)}
+        pos = table.pos
         p = self.policy
         for d in self._running():
             i, j = pos[d.discharge_unit], pos[d.charge_unit]
@@ -825,10 +883,13 @@ class ApisController:
             watch[j, 4] = min(watch[j, 4], p.charge_upper_rsoc)
 
     # ------------------------------------------------------------------ records
-    def _share(self, d: Deal, unit: str) -> float:
-        """The deal's part of ``unit``'s meter: its current over all running deals' there."""
-        total = sum(x.current_a for x in self._running() if unit in x.ends())
-        return d.current_a / total if total > 0 else 0.0
+    def _currents(self) -> dict[str, float]:
+        """Each unit's current [A] over its running deals."""
+        total: dict[str, float] = {}
+        for x in self._running():
+            for u in x.ends():
+                total[u] = total.get(u, 0.0) + x.current_a
+        return total
 
     def _text(self, t: float | None) -> str:
         if t is None:
