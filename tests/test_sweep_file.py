@@ -215,3 +215,15 @@ def test_relative_paths_are_relative_to_the_file(data_dir, tmp_path):
                                  encoding="utf-8")
     sweep = load_sweep(here / "s.toml")
     assert sweep.runs[0].data == str((here / "data").resolve())
+
+
+def test_dry_run_checks_and_counts(data_dir, tmp_path, capfd, monkeypatch):
+    """``sweep FILE --out DIR --dry-run``: exit 0, the runs counted, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    study = tmp_path / "study.toml"
+    study.write_text(f'[sweep]\ndays = 1\nunits = 2\ndata = "{data_dir}"\n\n[axes]\n'
+                     'batterySize = [2400.0, 4800.0]\ninitialRsoc = [40.0, 60.0]\n',
+                     encoding="utf-8")
+    assert main(["sweep", str(study), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert "4 combinations, 4 runs, 4 to run" in capfd.readouterr().err
+    assert not (tmp_path / "out").exists()

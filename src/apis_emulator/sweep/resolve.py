@@ -193,8 +193,8 @@ class _Resolver:
         edits = [a for a in assigned if a.kind == kind]
         if options[kind] is None and not edits:
             return None
-        doc = self.json_file(kind, options[kind], origins.get(kind, edits[0].origin if edits
-                                                              else f"sweep.{kind}"))
+        origin = origins.get(kind) or (edits[0].origin if edits else f"sweep.{kind}")
+        doc = self.json_file(kind, options[kind], origin)
         for a in edits:
             controllers.set_field(kind, doc, a.path, a.value, a.origin)
         if kind == "policy" and options[kind] is None and not any(
