@@ -106,7 +106,6 @@ def profile(units: int, days: float) -> None:
 
 def tick_cost(sizes: list[int]) -> None:
     """Median cost of one plan + wake of the controller at N units (a sunny morning)."""
-    import datetime as dt
 
     from apis_emulator.config import load_settings
     from apis_emulator.control import build_controller
@@ -120,7 +119,7 @@ def tick_cost(sizes: list[int]) -> None:
     for n in sizes:
         em = Emulator(settings, data, n)
         em.advance(int(9 * 3600 / 5))  # 09:00: requesters and acceptors on both sides
-        controller = build_controller("apis", em, start=dt.datetime(2019, 6, 1))
+        controller = build_controller("apis", em)
         schedule = Schedule(em, controller)
         costs = []
         for _ in range(30):
