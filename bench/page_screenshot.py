@@ -1,22 +1,35 @@
-"""Make docs/page-exchange.png: the page with 4 units during an energy exchange.
+"""Make docs/page-exchange.png (4 units during an energy exchange) or, with ``--sharing``,
+docs/page-sharing.png (100 units sharing under apis-main's deal rules).
 
-E001 holds the DC grid voltage (0x0014, dvg 350 V, dig 2.3 A), E002 gives (0x0002, dig 1 A),
-E003 takes (0x0041, dig 1 A), E004 waits.  The emulation starts on a May morning and runs fast
-for a while so that the plots show some hours, then slows to acceleration 60 for the picture.
+Exchange: E001 holds the DC grid voltage (0x0014, dvg 350 V, dig 2.3 A), E002 gives (0x0002,
+dig 1 A), E003 takes (0x0041, dig 1 A), E004 waits.  The emulation starts on a May morning and
+runs fast for a while so that the plots show some hours, then slows to acceleration 60 for the
+picture.
+
+Sharing: ``serve 100 --controller apis`` on the embedded data set from a June morning at
+acceleration 60; the picture is taken once several deals run, with the details of a unit that
+takes in one of them.  Also prints the size of ``/get/deals`` with 100 units.
 
 Usage: ``.venv/bin/python bench/page_screenshot.py [--out docs/page-exchange.png]``
+       ``.venv/bin/python bench/page_screenshot.py --sharing [--out docs/page-sharing.png]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from page_load import exchange, launch, start_server, stop, write_dataset
+from page_load import exchange, free_port, launch, start_server, stop, write_dataset
 
 
 def run_until(url: str, elapsed: float) -> None:
@@ -25,14 +38,94 @@ def run_until(url: str, elapsed: float) -> None:
         time.sleep(0.25)
 
 
+def start_sharing(cwd: Path, units: int, start: str,
+                  acceleration: float) -> tuple[subprocess.Popen[bytes], str]:
+    """``serve N --controller apis`` on the embedded data set, once it answers."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APIS_EMULATOR_")}
+    command = [sys.executable, "-m", "apis_emulator", "serve", str(units), "--port", str(port),
+               "--acceleration", str(acceleration), "--start", start, "--controller", "apis"]
+    out = open(cwd / "server.out", "wb")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited: {(cwd / 'server.out').read_text()}")
+        try:
+            if httpx.get(url + "/get/deals", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit("server did not answer")
+
+
+def sharing_shot(root: Path, out: str, units: int, start: str) -> None:
+    """The page once several deals run, with a taking unit's details open."""
+    process, url = start_sharing(root, units, start, acceleration=60)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            response = httpx.get(url + "/get/deals")
+            deals: dict[str, Any] = response.json()
+            started = [d for d in deals["active"] if d["state"] == "started"]
+            if len(started) >= 3 and deals["finished"]:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no deals after 300 s: {deals['active']}")
+            time.sleep(1)
+        print(f"/get/deals with {units} units: {len(response.content)} bytes, "
+              f"{len(deals['active'])} active deals")
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1440, "height": 1280},
+                                    device_scale_factor=1)
+            page.goto(f"{url}/?every=1&details=0")
+            page.wait_for_selector("body[data-ready]")
+            for _ in range(20):  # deals last a few wall seconds: open a unit taking in one now
+                page.locator("#deals tr.st-started .taker a").first.click()
+                page.wait_for_timeout(1200)
+                if "takes from" in page.inner_text("#d-sharing"):
+                    break
+            page.mouse.move(0, 0)
+            page.screenshot(path=out)
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's chromium through Playwright, closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="docs/page-exchange.png")
+    parser.add_argument("--out", help="default docs/page-exchange.png, or docs/page-sharing.png")
+    parser.add_argument("--sharing", action="store_true",
+                        help="100 units under the built-in controller (serve --controller apis)")
+    parser.add_argument("--units", type=int, default=100, help="units of --sharing")
+    parser.add_argument("--start", default="2019-06-01T09:00:00", help="start of --sharing")
     parser.add_argument("--hours", type=float, default=6.5,
                         help="emulated hours before the picture")
     parser.add_argument("--quiet", type=float, default=2.0,
                         help="emulated hours before the exchange starts")
     args = parser.parse_args(argv)
+    if args.sharing:
+        out = args.out or "docs/page-sharing.png"
+        with tempfile.TemporaryDirectory(prefix="page-shot-") as tmp:
+            sharing_shot(Path(tmp), out, args.units, args.start)
+        print(f"wrote {out}")
+        return 0
+    args.out = args.out or "docs/page-exchange.png"
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="page-shot-") as tmp:

@@ -18,6 +18,11 @@ its own, each answering one request with what is on the screen:
     validates a unit's values with the very rules of ``/set/dcdc`` and ``/set/emu`` without
     applying anything, so that the page applies all of a unit's values or none.
 
+The page also reads ``GET /get/deals`` (the built-in controller's deals, operation mode, shared
+energy and battery status classes) when served with ``--controller apis``, only while its DC grid
+view is on screen or a unit's details are open; its configuration (``index``) tells it the
+controller, the operation modes, and each DC/DC mode code with its tag (the page writes none).
+
 Units and signs: powers [W], currents [A], voltages [V], rsoc [%], energies [Wh]; ``flow`` > 0
 charges the battery; ``ig``/``wg`` > 0 flow from the DC grid into the unit (the unit takes).
 """
@@ -38,6 +43,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ..control import OPERATION_MODES
 from ..engine import DCDC_RULES, EMU_RULES, LEDGER_FIELDS, OUT_FIELDS, Emulator
 from ..engine.rules import check_command
 from ..errors import InvalidValueError
@@ -55,6 +61,8 @@ HERE = Path(__file__).resolve().parent
 _O = {name: i for i, name in enumerate(OUT_FIELDS)}
 _L = {name: i for i, name in enumerate(LEDGER_FIELDS)}
 log = logging.getLogger(__name__)
+#: The page's tag of each DC/DC mode code (CSS classes ``m-REF`` …): the page writes no code.
+MODE_TAGS = {m.code: m.tag for m in Mode}
 
 
 def _out(name: str) -> Callable[[Units], np.ndarray]:
@@ -141,8 +149,12 @@ def install_page(app: FastAPI, state: WebState) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index(request: Request) -> HTMLResponse:
         page = templates.get_template("index.html")
+        controller = runner.schedule.controller
         config = {"refresh_s": 5, "modes": dict(state.settings.modes),
-                  "fields": [{"key": f[0], "api": f[4]} for f in FORM_FIELDS]}
+                  "mode_tags": MODE_TAGS,
+                  "fields": [{"key": f[0], "api": f[4]} for f in FORM_FIELDS],
+                  "controller": controller.name if controller else "none",
+                  "operation_modes": list(OPERATION_MODES)}
         return HTMLResponse(page.render(title="APIS HW emulator", fields=FORM_FIELDS,
                                         modes=state.settings.modes, config=config))
 

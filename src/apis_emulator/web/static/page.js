@@ -3,9 +3,10 @@
  * Every request goes to the emulator that served this page, by relative URL.  What is fetched
  * is what is shown: one compact table for all cards (api/units), the full document only for
  * the unit whose details are open (api/unit/<id>), and only the new samples of the plots
- * (api/history?since=…).  Changes go through the Web API of §5 (set/emu, set/dcdc, save …);
- * a unit's values are first checked as a whole (api/check/<id>) so that a refused value
- * changes nothing.
+ * (api/history?since=…); with a sharing controller, its deals (get/deals) while the DC grid
+ * view is on screen or a unit is open.  Changes go through the Web API of §5 (set/emu,
+ * set/dcdc, save …, set/operationMode); a unit's values are first checked as a whole
+ * (api/check/<id>) so that a refused value changes nothing.
  */
 (() => {
   'use strict';
@@ -14,8 +15,11 @@
   const $ = (id) => document.getElementById(id);
   const EMU_KEYS = CFG.fields.filter((f) => f.api === 'emu').map((f) => f.key);
   const DCDC_KEYS = CFG.fields.filter((f) => f.api === 'dcdc').map((f) => f.key);
-  const MODE_TAG = { '0x0000': 'WAIT', '0x0002': 'GIVE', '0x0014': 'REF', '0x0041': 'TAKE' };
-  const MODE_ORDER = { '0x0014': 0, '0x0002': 1, '0x0041': 2, '0x0000': 3 };
+  // the DC/DC mode codes come from the server (modes.Mode); the page knows only their tags
+  const MODE_TAG = CFG.mode_tags; // code -> WAIT | GIVE | REF | TAKE
+  const TAG_ORDER = { REF: 0, GIVE: 1, TAKE: 2, WAIT: 3 };
+  const tagOf = (mode) => MODE_TAG[mode] || 'WAIT';
+  const SHARING = CFG.controller !== 'none';
   const COLORS = {
     pv: '#f2a900', load: '#d6336c', batt: '#1c7ed6', acin: '#5c5f66', grid: '#0c8599',
     rsoc: '#2f9e44', ref: '#7048e8', give: '#e8590c', take: '#2f9e44', wait: '#98a1b3',
@@ -33,6 +37,8 @@
     busy: false,
     timer: null,
     plots: { community: null, unit: null, ig: null },
+    deals: null, // last get/deals (only with a sharing controller)
+    gridVisible: true, // the DC grid view is on screen (deals are read only then, or for details)
     hist: { community: null, unit: null, unitId: null },
   };
 
@@ -124,7 +130,7 @@
       case 'load-desc': ids.sort(by('load', -1)); break;
       case 'flow-desc': ids.sort(by('flow', -1)); break;
       case 'wg-abs': ids.sort((a, b) => Math.abs(t.wg[idx.get(b)]) - Math.abs(t.wg[idx.get(a)])); break;
-      case 'mode': ids.sort((a, b) => MODE_ORDER[t.mode[idx.get(a)]] - MODE_ORDER[t.mode[idx.get(b)]]); break;
+      case 'mode': ids.sort((a, b) => TAG_ORDER[tagOf(t.mode[idx.get(a)])] - TAG_ORDER[tagOf(t.mode[idx.get(b)])]); break;
       default: break;
     }
     return ids;
@@ -153,12 +159,12 @@
     const id = t.ids[i];
     const mode = t.mode[i];
     const display = t.display[i];
-    card.className = `card m-${mode}${id === S.openId ? ' open' : ''}` +
+    card.className = `card m-${tagOf(mode)}${id === S.openId ? ' open' : ''}` +
       `${S.edits.has(id) ? ' edited' : ''}${S.refused.has(id) ? ' refused' : ''}`;
     card.querySelector('.cname').textContent = display !== id ? display : '';
     const tag = card.querySelector('.tag');
-    tag.textContent = MODE_TAG[mode] || mode;
-    tag.className = `tag m-${mode}`;
+    tag.textContent = tagOf(mode);
+    tag.className = `tag m-${tagOf(mode)}`;
     const bar = card.querySelector('.soc-bar i');
     bar.style.width = `${Math.max(0, Math.min(100, t.rsoc[i]))}%`;
     bar.className = socClass(t.rsoc[i]);
@@ -191,7 +197,7 @@
       if (!card) { card = makeCard(id); S.cards.set(id, card); }
       const i = idx.get(id);
       fillCard(card, t, i);
-      const text = `${id} ${t.display[i]} ${t.mode[i]} ${MODE_TAG[t.mode[i]]}`.toLowerCase();
+      const text = `${id} ${t.display[i]} ${t.mode[i]} ${tagOf(t.mode[i])}`.toLowerCase();
       card.hidden = Boolean(filter) && !text.includes(filter);
     }
     if (key !== S.cardIds) { // order changed: re-append in order (moves, no re-creation)
@@ -224,10 +230,10 @@
     const takers = [];
     let waiting = 0;
     for (let i = 0; i < n; i++) {
-      const m = t.mode[i];
-      if (m === '0x0014') refs.push(i);
-      else if (m === '0x0002') givers.push(i);
-      else if (m === '0x0041') takers.push(i);
+      const tag = tagOf(t.mode[i]);
+      if (tag === 'REF') refs.push(i);
+      else if (tag === 'GIVE') givers.push(i);
+      else if (tag === 'TAKE') takers.push(i);
       else waiting += 1;
     }
     const vg = S.status ? S.status.bus_voltage : (n ? t.vg[0] : 0);
@@ -332,6 +338,131 @@
     $('grid-state').textContent = refs.length ? (up ? `bus ${fmt(vg, 1)} V` : 'rising') : 'down';
   }
 
+
+  // ------------------------------------------------------------------ sharing (built-in controller)
+  const DEALS_SHOWN = 8;
+  const STATE_ORDER = { started: 0, ramping: 1, new: 2 };
+  const fmtKWh = (wh) => `${fmt(wh / 1000, 2)} kWh`;
+  const clockOf = (text) => (text ? text.slice(-8) : '');
+
+  /** Whether a refresh reads get/deals: a controller, and its view or a unit's details shown. */
+  const wantDeals = () => SHARING && (S.gridVisible || Boolean(S.openId));
+
+  async function loadDeals() {
+    if (!wantDeals()) return;
+    showDeals(await api('get/deals'));
+  }
+
+  /** Whether outside converter commands are refused now (the API answers 409 to set/dcdc). */
+  const drivesConverters = (d) => d.operation_mode !== 'manual' || d.active.length > 0;
+
+  function unitLink(id) {
+    return `<a href="#${encodeURIComponent(id)}" class="unit-link" data-unit="${escapeHtml(id)}">${escapeHtml(id)}</a>`;
+  }
+
+  function dealRow(deal) {
+    const done = Math.max(0, Math.min(1, deal.cumulated_wh / Math.max(deal.deal_wh, 1e-9)));
+    const master = deal.master ? ' <span class="master" title="the master deal: its charging or discharging unit holds the grid voltage">VR</span>' : '';
+    return `<tr data-deal="${escapeHtml(deal.deal_id)}" class="deal st-${escapeHtml(deal.state)}"` +
+      ` title="${escapeHtml(`${deal.deal_id}: requested by ${deal.request_unit} (${deal.type}), created ` +
+        `${deal.created}${deal.started ? `, started ${deal.started}` : ''}; ${fmt(deal.current_a, 2)} A`)}">` +
+      `<td class="deal-id">${escapeHtml(deal.deal_id)}${master}</td>` +
+      `<td class="deal-ends"><span class="giver">${unitLink(deal.discharge_unit)}</span> → ` +
+      `<span class="taker">${unitLink(deal.charge_unit)}</span></td>` +
+      `<td class="deal-progress"><span class="deal-bar"><i style="width:${(100 * done).toFixed(1)}%"></i></span>` +
+      `<span class="deal-wh">${fmt(deal.cumulated_wh, 0)} / ${fmt(deal.deal_wh, 0)} Wh</span></td>` +
+      `<td><span class="deal-state st-${escapeHtml(deal.state)}">${escapeHtml(deal.state)}</span></td></tr>`;
+  }
+
+  function showDeals(d) {
+    S.deals = d;
+    const select = $('op-mode');
+    if (document.activeElement !== select && !select.dataset.dirty) select.value = d.operation_mode;
+    const state = $('op-state');
+    const drives = drivesConverters(d);
+    state.className = `op-state op-${d.operation_mode}`;
+    state.dataset.mode = d.operation_mode;
+    state.innerHTML = `<b>${escapeHtml(d.operation_mode)}</b>` +
+      (d.voltage_reference ? ` · grid voltage held by ${unitLink(d.voltage_reference)}` : '') +
+      (drives ? '' : ' · converters follow the Web API');
+    const today = d.today || { shared_in: 0, shared_out: 0, deals: 0 };
+    $('shared-today').innerHTML =
+      `<span title="energy into the charging batteries of today's deals">delivered <b>${fmtKWh(today.shared_in)}</b></span>` +
+      ` · <span title="energy out of the discharging batteries of today's deals">taken <b>${fmtKWh(today.shared_out)}</b></span>` +
+      ` · <b>${fmt(today.deals, 0)}</b> deals started today`;
+    const active = d.active.slice().sort((a, b) => (STATE_ORDER[a.state] - STATE_ORDER[b.state])
+      || (a.deal_id < b.deal_id ? -1 : 1));
+    const shown = active.slice(0, DEALS_SHOWN);
+    const body = $('deals').tBodies[0];
+    body.innerHTML = shown.length ? shown.map(dealRow).join('')
+      : '<tr class="no-deal"><td colspan="4">no active deal</td></tr>';
+    const notes = [];
+    if (active.length > shown.length) {
+      const rest = active.slice(shown.length);
+      const wh = rest.reduce((sum, x) => sum + x.deal_wh - x.cumulated_wh, 0);
+      notes.push(`+${rest.length} more deals (${fmt(wh, 0)} Wh to go)`);
+    }
+    const last = d.finished[0];
+    if (last) {
+      notes.push(`last ended: ${escapeHtml(last.deal_id)} ${escapeHtml(last.discharge_unit)} → ` +
+        `${escapeHtml(last.charge_unit)}, ${fmt(last.cumulated_wh, 0)} of ${fmt(last.deal_wh, 0)} Wh, ` +
+        `<span class="end-reason">${escapeHtml(last.end_reason)}</span> at ${escapeHtml(clockOf(last.ended))}`);
+    }
+    $('deals-note').innerHTML = notes.join(' · ');
+    showUnitSharing();
+  }
+
+  /** The open unit's battery status class, remaining Wh and deals. */
+  function showUnitSharing() {
+    const box = $('d-sharing');
+    if (!box || !S.openId || !S.deals) return;
+    const d = S.deals;
+    const unit = (d.units || {})[S.openId];
+    if (!unit) { box.textContent = ''; return; }
+    const deals = d.active.filter((x) => x.charge_unit === S.openId || x.discharge_unit === S.openId);
+    const roles = deals.map((x) => (x.discharge_unit === S.openId
+      ? `gives to ${escapeHtml(x.charge_unit)}` : `takes from ${escapeHtml(x.discharge_unit)}`)
+      + ` (${escapeHtml(x.deal_id)}, ${escapeHtml(x.state)})`);
+    const status = unit.status || 'none';
+    box.innerHTML = `<span class="mlabel">Battery status</span>` +
+      `<span class="bstatus bs-${escapeHtml(status)}" data-status="${escapeHtml(status)}">${escapeHtml(status)}</span>` +
+      `<b>${fmt(unit.remaining_wh, 0)}</b> Wh remaining · ` +
+      (roles.length ? roles.join(', ') : 'no deal') +
+      (drivesConverters(d) ? `<div class="driven">The converter follows the ${escapeHtml(d.controller)} controller ` +
+        `(${escapeHtml(d.operation_mode)}): ⑤–⑩ can be set in operation mode manual, once its deals have ended.</div>` : '');
+  }
+
+  async function applyOperationMode() {
+    const select = $('op-mode');
+    const mode = select.value;
+    const answer = await api(`set/operationMode/${encodeURIComponent(mode)}`);
+    delete select.dataset.dirty;
+    say(`Operation mode set to ${answer.operation_mode}`);
+    showDeals(await api('get/deals'));
+  }
+
+  function bindSharing() {
+    if (!SHARING) return;
+    action('op-apply', applyOperationMode);
+    $('op-mode').addEventListener('change', (e) => { e.target.dataset.dirty = '1'; });
+    $('sharing').addEventListener('click', (e) => {
+      const link = e.target.closest('.unit-link');
+      if (!link) return;
+      e.preventDefault();
+      openUnit(link.dataset.unit);
+    });
+    if ('IntersectionObserver' in window) {
+      new IntersectionObserver((entries) => {
+        const visible = entries.some((x) => x.isIntersecting);
+        const was = S.gridVisible;
+        S.gridVisible = visible;
+        if (visible && !was && $('auto-refresh').checked && !document.hidden) {
+          loadDeals().catch((e) => say(`Reading the deals failed: ${e.message}`, 'error'));
+        }
+      }).observe($('grid-panel'));
+    }
+  }
+
   // ------------------------------------------------------------------ details
   function fieldValue(doc, key) {
     switch (key) {
@@ -402,7 +533,7 @@
     const i = t ? t.ids.indexOf(S.openId) : -1;
     if (i < 0) return;
     const mode = t.mode[i];
-    $('d-state').innerHTML = `<span class="tag m-${mode}">${MODE_TAG[mode] || mode}</span>` +
+    $('d-state').innerHTML = `<span class="tag m-${tagOf(mode)}">${tagOf(mode)}</span>` +
       `${escapeHtml(CFG.modes[mode] || mode)}<br>PV ${fmtW(t.pv[i])} · load ${fmtW(t.load[i])}` +
       ` · battery ${fmtW(t.flow[i], true)}`;
   }
@@ -414,6 +545,7 @@
     showForm();
     showMeters();
     showDetailsState();
+    showUnitSharing();
   }
 
   async function loadDetails() {
@@ -436,8 +568,11 @@
     $('d-id').textContent = id;
     S.hist.unit = null;
     S.hist.unitId = id;
+    if ($('d-sharing')) $('d-sharing').textContent = '';
     try {
       await loadDetails();
+      if (SHARING && !S.gridVisible) await loadDeals();
+      else showUnitSharing();
       await loadUnitHistory();
     } catch (e) {
       say(`Read ${id}: ${e.message}`, 'error');
@@ -672,7 +807,7 @@
       const [status, table] = await Promise.all([api('api/status'), api('api/units')]);
       showStatus(status);
       showTable(table);
-      await Promise.all([loadDetails(), loadCommunityHistory(), loadUnitHistory()]);
+      await Promise.all([loadDetails(), loadCommunityHistory(), loadUnitHistory(), loadDeals()]);
       document.body.dataset.version = String(table.version);
       if (!document.body.dataset.ready) {
         document.body.dataset.ready = '1';
@@ -796,6 +931,7 @@
     $('unit-form').addEventListener('input', onEdit);
     $('unit-form').addEventListener('change', onEdit);
     $('d-close').addEventListener('click', closeDetails);
+    bindSharing();
 
     $('auto-refresh').addEventListener('change', () => { if ($('auto-refresh').checked) refresh(); schedule(); });
     $('refresh-every').addEventListener('change', schedule);
