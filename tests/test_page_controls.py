@@ -151,7 +151,7 @@ def test_set_all_with_a_refused_value_sets_nothing(page: Any, clean: PageServer)
     expect(error).to_have_text("dig=250.0 is not accepted: a finite number in [0, 100]")
     expect(page.locator("#d-id")).to_have_text("E004")
     expect(page.locator('#cards .card[data-unit="E004"]')).to_have_class(
-        "card m-0x0000 open edited refused")
+        "card m-WAIT open edited refused")
     after = clean.get("/get/log")
     for unit_id in ("E001", "E004"):
         assert after[unit_id]["emu"]["rsoc"] == before[unit_id]["emu"]["rsoc"]

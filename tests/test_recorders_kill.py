@@ -38,7 +38,8 @@ def start_simulate(dataset_dir: Path, cwd: Path, days: int = 30) -> subprocess.P
     return subprocess.Popen(
         [sys.executable, "-m", "apis_emulator", "simulate", "--data", str(dataset_dir),
          "--out", "out", "--days", str(days), "--units", "3", "--indiv-interval", "60",
-         "--db", "sqlite", "--no-progress"], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+         "--db", "sqlite", "--no-progress"],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def wait_for_rows(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:

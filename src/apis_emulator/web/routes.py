@@ -66,7 +66,8 @@ ROUTES: dict[str, Route] = {r.path: r for r in (
     _read("/get/deals", "sharing", "Active and recently finished deals of the built-in controller"),
     _read("/get/operationMode", "sharing", "The built-in controller's global operation mode"),
     _r("/set/operationMode/{mode}", "sharing",
-       "Set the built-in controller's global operation mode (autonomous, heteronomous, stop)"),
+       "Set the built-in controller's global operation mode "
+       "(autonomous, heteronomous, stop, manual)"),
     # the page's compact reads
     _read("/api/status", "page", "Clock, pace, unit count, bus voltage"),
     _read("/api/units", "page", "A compact column table of every unit"),
