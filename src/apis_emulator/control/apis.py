@@ -666,22 +666,26 @@ class ApisController:
         if self.operation_mode in ("stop", "manual"):
             for d in list(self._deals):  # a global error in apis-main: every deal is scrammed
                 self._end(d, tick, "force_stop")
-        self._cumulation(table, tick)
+        # DealExecution sorts the running master deal last: a deal activated in this tick still
+        # sees it running (a later deal, no ramp), and takes the grid over if it ends
+        master = [d for d in self._running() if d is self._master]
+        self._cumulation(table, tick, [d for d in self._running() if d is not self._master])
         for d in sorted(self._activated(), key=lambda d: d.created):
             if d.state == _RAMPING:
                 self._ramping(view, d, tick)
         for d in sorted([d for d in self._deals if d.state == _NEW], key=lambda d: d.created):
             self._activation(d, tick)
+        self._cumulation(table, tick, [d for d in master if d.ended is None])
         self._apply_scale(view, tick)
 
     def _integrate(self, d: Deal, t: float) -> None:
         d.cumulated, d.delivered, d.taken = d.energy_at(t)
 
-    def _cumulation(self, table: _Table, tick: float) -> None:
+    def _cumulation(self, table: _Table, tick: float, deals: list[Deal]) -> None:
         """End deals whose energy passed their amount; abort those past the rsoc limits."""
         pos = table.pos
         p = self.policy
-        for d in sorted(self._running(), key=lambda d: d.created):
+        for d in sorted(deals, key=lambda d: d.created):
             if d.deal_wh < d.cumulated:
                 self._end(d, tick, "amount")
             elif (table.rsoc[pos[d.discharge_unit]] < p.discharge_lower_rsoc
