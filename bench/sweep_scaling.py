@@ -3,10 +3,12 @@
     .venv/bin/python bench/sweep_scaling.py [--units 100] [--days 30]
                                             [--controller both|none|apis] [--repeat 1]
 
-The study: the embedded default data set, ``--units`` houses for ``--days`` days, 8 runs =
-battery size (2400, 4800, 7200, 9600 Wh) × controller (none, apis) (``--controller none`` or
-``apis``: 8 battery sizes with that controller only).  The headless default outputs of a sweep:
-the summary (and deals.csv with a controller), no individual log, no database.
+The study: the embedded default data set, ``--units`` houses for ``--days`` days, 8 runs:
+``--controller both`` (default) battery size (2400, 4800, 7200, 9600 Wh) × controller (none,
+apis) — runs of very different lengths; ``none``: 8 battery sizes without a controller;
+``apis``: 8 seeds of apis-main's rules on the default 4800 Wh batteries — runs alike.  The
+sweep's default outputs: the summary (and deals.csv with a controller), no individual log, no
+database.
 
 Printed:
 
@@ -53,10 +55,12 @@ SIZES = (2400.0, 4800.0, 7200.0, 9600.0)
 
 def study(units: int, days: float, controller: str) -> dict[str, Any]:
     """The sweep document of the 8 runs."""
-    axes: dict[str, Any] = {"batterySize": list(SIZES), "controller": ["none", "apis"]}
-    if controller != "both":
-        axes = {"batterySize": [s + k * 600.0 for s in SIZES for k in (0, 1)],
-                "controller": [controller]}
+    if controller == "both":  # runs of very different lengths: the tail shows
+        axes: dict[str, Any] = {"batterySize": list(SIZES), "controller": ["none", "apis"]}
+    elif controller == "none":  # 8 battery sizes, runs of about the same length
+        axes = {"batterySize": [s + k * 600.0 for s in SIZES for k in (0, 1)]}
+    else:  # 8 seeds of apis-main's rules on the shipped 4800 Wh batteries: alike runs
+        axes = {"seed": list(range(8)), "controller": ["apis"]}
     return {"sweep": {"days": days, "units": units}, "axes": axes}
 
 
@@ -92,11 +96,14 @@ def plain(sweep: Sweep, scratch: Path, repeat: int) -> list[float]:
 
 def on_cluster(sweep: Sweep, workers: int, out: Path) -> tuple[float, float, float, list[float]]:
     """(cluster start [s], kernel warm-up [s], sweep [s], the tasks' wall_s) on N workers."""
+    import dask
     from distributed import Client, LocalCluster
 
     started = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+    # as the sweep command starts its cluster (Dask's profiler off: see sweep/cluster.py)
+    with dask.config.set({"distributed.worker.profile.enabled": False}), LocalCluster(
+            n_workers=workers, threads_per_worker=1, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         up = time.perf_counter() - started
         out.mkdir(parents=True)
         started = time.perf_counter()

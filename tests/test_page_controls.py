@@ -263,7 +263,7 @@ def test_refused_value_shows_its_message_and_changes_nothing(page: Any,
     fill(page, {"rsoc": "20", "mode": "0x0002", "dvg": "2000", "dig": "abc"})
     page.click("#d-set")
     expect(page.locator('.err[data-err="dvg"]')).to_have_text(
-        "dvg=2000.0 is not accepted: a finite number in [0, 1000]")
+        "dvg=2000.0 is not accepted: a finite number in [0, 1000] [V]")
     expect(page.locator('.err[data-err="dig"]')).to_have_text(
         "dig='abc' is not accepted: a number, e.g. 350.0, 2.3 or 1.0E-4")
     expect(page.locator('.field[data-field="dvg"]')).to_have_class("field f-dcdc dirty invalid")
@@ -276,7 +276,7 @@ def test_refused_value_shows_its_message_and_changes_nothing(page: Any,
     # the API says the same when asked directly
     direct = __import__("httpx").get(clean.url + "/set/dcdc/E002?mode=0x0002&dvg=2000&dig=1")
     assert direct.status_code == 400
-    assert direct.json()["error"] == "dvg=2000.0 is not accepted: a finite number in [0, 1000]"
+    assert direct.json()["error"] == "dvg=2000.0 is not accepted: a finite number in [0, 1000] [V]"
     # corrected values go through
     fill(page, {"dvg": "350", "dig": "1"})
     expect(page.locator('.err[data-err="dvg"]')).to_have_text("")

@@ -77,6 +77,7 @@ def _controller(args: argparse.Namespace, emulator: Emulator,
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command and flag."""
     parser = argparse.ArgumentParser(prog="apis-emulator", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +164,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the process's exit status."""
     args = build_parser().parse_args(argv)
     setup_logging(args.logging_config)
     try:

@@ -145,6 +145,7 @@ class Settings:
 
     @property
     def start_time(self) -> dt.datetime:
+        """The emulated start as a datetime."""
         return dt.datetime.fromisoformat(self.start)
 
     def with_defaults_for(self, mode: str) -> Settings:
@@ -157,6 +158,7 @@ class Settings:
             else (60.0 if served else 900.0))
 
     def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (not validated again)."""
         return dataclasses.replace(self, **changes)
 
 

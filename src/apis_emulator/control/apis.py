@@ -196,14 +196,17 @@ class ApisController:
 
     @property
     def house_keeping_s(self) -> float:
+        """House-Keeping period [s of emulated time]."""
         return self.policy.house_keeping_s * self._scale
 
     @property
     def negotiation_s(self) -> float:
+        """Negotiation window [s of emulated time]."""
         return self.policy.negotiation_s * self._scale
 
     @property
     def main_loop_s(self) -> float:
+        """Grid Master main-loop period [s of emulated time]."""
         return self.policy.main_loop_s * self._scale
 
     # ------------------------------------------------------------------ the seam

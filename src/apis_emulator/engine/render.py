@@ -31,22 +31,32 @@ class DocumentSource(Protocol):
     """What a unit document is rendered from: the units' arrays, the settings, the time."""
 
     @property
-    def units(self) -> Units: ...
+    def units(self) -> Units:
+        """The units' arrays."""
+        ...
 
     @property
-    def settings(self) -> Settings: ...
+    def settings(self) -> Settings:
+        """The settings (battery voltage, mode names)."""
+        ...
 
     @property
-    def now(self) -> dt.datetime: ...
+    def now(self) -> dt.datetime:
+        """The emulated time the document shows."""
+        ...
 
 
 class UnitFactory(DocumentSource, Protocol):
     """What saved documents are loaded into: new standard units of a data set's households."""
 
-    def new_units(self, ids: list[str]) -> Units: ...
+    def new_units(self, ids: list[str]) -> Units:
+        """New units with the standard parameters."""
+        ...
 
     @property
-    def households(self) -> int: ...
+    def households(self) -> int:
+        """Households of the data set."""
+        ...
 
 
 def _dischargeable(energy: float, flow: float, load: float, dcloss: float) -> tuple[int, int]:

@@ -32,6 +32,7 @@ class DataSet:
 
     @property
     def households(self) -> int:
+        """Number of households in the load series."""
         return int(self.load_kw.shape[0])
 
     @property
@@ -60,4 +61,5 @@ class DataSet:
 
     @property
     def name(self) -> str:
+        """The data set's name (metadata, else its folder)."""
         return str(self.meta.get("name", self.path.rstrip("/").rsplit("/", 1)[-1] or "data set"))

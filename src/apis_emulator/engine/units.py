@@ -55,6 +55,7 @@ class Units:
         return len(self.ids)
 
     def array_fields(self) -> list[str]:
+        """Names of the per-unit array fields."""
         return [f.name for f in dataclasses.fields(self) if f.name not in ("ids", "static")]
 
     def appended(self, other: Units) -> Units:

@@ -152,6 +152,7 @@ class DatabaseSink(SinkWorker):
             self.put(("deals", tuple(records)))
 
     def handle(self, batch: list[tuple[str, Any]]) -> None:
+        """Write a batch in one transaction (in the sink's thread)."""
         blocks = [item for kind, item in batch if kind == "units" and len(item)]
         rows = [row for kind, items in batch if kind == "days" for row in items]
         deals = [deal for kind, items in batch if kind == "deals" for deal in items]
@@ -334,6 +335,7 @@ class SQLiteSink(DatabaseSink):
                 yield (run, when, uid, name, *values)
 
     def finish(self) -> None:
+        """Mark the run closed, checkpoint and close the database."""
         try:
             self._db.execute("UPDATE runs SET closed_at = ? WHERE run_id = ?",
                              (dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -474,6 +476,7 @@ class PostgresSink(DatabaseSink):
                            self._cols[1], numbers, _PG_DECIMALS)
 
     def finish(self) -> None:
+        """Mark the run closed and close the connection."""
         try:
             with self._db.transaction():
                 self._db.execute("UPDATE runs SET closed_at = %s WHERE run_id = %s",

@@ -41,10 +41,12 @@ class DealsCSV(SinkWorker):
         self.put(tuple(records))
 
     def handle(self, batch: list[tuple[DealRecord, ...]]) -> None:
+        """Write a batch of deal rows in one write, then sync (in the sink's thread)."""
         write_all(self._fd, _lines([r.row() for records in batch for r in records]))
         os.fsync(self._fd)
 
     def finish(self) -> None:
+        """Flush, sync and close the file."""
         self._fd = sync_and_close(self._fd)
 
 

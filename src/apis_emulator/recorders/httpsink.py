@@ -64,6 +64,7 @@ class UnitDocuments:
         return docs
 
     def body(self) -> bytes:
+        """The JSON bytes to post."""
         return orjson.dumps(self.render())
 
 
@@ -123,6 +124,7 @@ class HttpSink(SinkWorker):
             self.write(documents)
 
     def close(self) -> None:
+        """Send what is queued for at most close_timeout seconds, then stop."""
         self._deadline = self.clock() + self.close_timeout
         super().close()
         log.info("%s: %d post(s) sent, %d failed, %d dropped", self.name, self.sent,
@@ -132,6 +134,7 @@ class HttpSink(SinkWorker):
         return self._deadline is not None and self.clock() >= self._deadline
 
     def handle(self, batch: list[UnitDocuments]) -> None:
+        """Post each queued batch (in the sink's thread)."""
         for docs in batch:
             if self._late():
                 self.dropped += 1

@@ -49,6 +49,7 @@ class UnitsBlock:
 
     @classmethod
     def of(cls, snap: Snapshot) -> UnitsBlock:
+        """The block of one snapshot."""
         out = snap.out
         numbers = np.column_stack([snap.rsoc, out[:, _O["pv"]], out[:, _O["load"]],
                                    np.abs(out[:, _O["flow"]]), snap.wg, out[:, _O["p2"]]])
@@ -119,6 +120,7 @@ class IndividualCSV(SinkWorker):
         self.write(block)
 
     def handle(self, batch: list[UnitsBlock]) -> None:
+        """Write a batch of blocks in one write (in the sink's thread)."""
         data = b"".join(self._encode(b, b.time.strftime(INDIV_TIME_FORMAT)) for b in batch)
         write_all(self._fd, data)
         self.rows += sum(len(b) for b in batch)
@@ -133,4 +135,5 @@ class IndividualCSV(SinkWorker):
             self._last_sync = self.clock()
 
     def finish(self) -> None:
+        """Flush, sync and close the file."""
         self._fd = sync_and_close(self._fd)

@@ -103,6 +103,7 @@ class IndividualParquet(SinkWorker):
 
     # ------------------------------------------------------------------ writer thread
     def handle(self, batch: list[UnitsBlock]) -> None:
+        """Buffer a batch of blocks; write a part when it is full."""
         for block in batch:
             if not len(block):
                 continue
@@ -119,10 +120,12 @@ class IndividualParquet(SinkWorker):
         self.idle()
 
     def idle(self) -> None:
+        """Write the buffered rows as a part when they have waited long enough."""
         if self._writer is not None and self.clock() - self._part_started >= self.part_seconds:
             self._close_part()
 
     def finish(self) -> None:
+        """Write the last part and close."""
         if self._writer is not None:
             self._close_part()
 

@@ -62,6 +62,7 @@ class DayRow:
         return self.time.replace("/", "-") if self.time[:1].isdigit() else None
 
     def cells(self) -> list[str]:
+        """The row as CSV cells (empty for a missing value)."""
         out = [self.time]
         for column in SUMMARY_COLUMNS[1:]:
             value = self.values.get(column)
@@ -93,6 +94,7 @@ class DailySummary:
 
     @property
     def rows(self) -> tuple[DayRow, ...]:
+        """The day rows so far."""
         return tuple(self._rows)
 
     def _segment(self, snap: Snapshot) -> tuple[np.ndarray, float]:
@@ -213,10 +215,12 @@ class SummaryCSV(SinkWorker):
         self.write(rows)
 
     def handle(self, batch: list[tuple[DayRow, ...]]) -> None:
+        """Write a batch of rows in one write, then sync (in the sink's thread)."""
         write_all(self._fd, b"".join(_line(r.cells()) for rows in batch for r in rows))
         os.fsync(self._fd)
 
     def finish(self) -> None:
+        """Flush, sync and close the file."""
         self._fd = sync_and_close(self._fd)
 
 

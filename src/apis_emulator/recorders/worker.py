@@ -120,6 +120,7 @@ class SinkWorker:
 
     # ------------------------------------------------------------------ producer side
     def start(self) -> None:
+        """Start the writer thread."""
         self._thread.start()
 
     def put(self, item: Any) -> bool:
@@ -148,6 +149,7 @@ class SinkWorker:
             self._drops_logged = self.dropped
 
     def raise_error(self) -> None:
+        """Raise the writer thread's error, if it had one, as RecorderError."""
         if self.error is not None:
             raise RecorderError(f"{self.name}: {self.error}") from self.error
 

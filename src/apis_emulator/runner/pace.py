@@ -27,12 +27,14 @@ class PaceMeter:
         default_factory=lambda: collections.deque(maxlen=256))
 
     def record(self, em: Emulator, behind_s: float) -> None:
+        """Note a tick: wall time, emulated time, emulated time dropped so far."""
         now = self.clock()
         self.ticks.append((now, em.emulated_s, behind_s))
         while len(self.ticks) > 2 and now - self.ticks[0][0] > self.window:
             self.ticks.popleft()
 
     def status(self, behind_s: float, sleeptime: float) -> dict[str, Any]:
+        """Whether the emulation keeps pace, its measured speed, the last tick's age."""
         now = self.clock()
         if not self.ticks:
             return {"keeps_pace": True, "actual": None, "last_tick_s": None}

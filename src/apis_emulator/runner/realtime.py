@@ -63,6 +63,7 @@ class RealTimeRunner:
 
     @property
     def acceleration(self) -> float:
+        """Emulated seconds per wall second."""
         return self._acc
 
     def set_acceleration(self, value: object) -> float:

@@ -146,6 +146,7 @@ class _Resolver:
         return str(path if path.is_absolute() else (self.file.base_dir / path).resolve())
 
     def dataset(self, value: str, origin: str) -> tuple[str, DataSet, str]:
+        """The data set the runs use."""
         path = self._path(value)
         if path not in self.datasets:
             try:
@@ -165,6 +166,7 @@ class _Resolver:
         return copy.deepcopy(self._files[key])
 
     def resolve(self, combination: Combination) -> Run:
+        """The run's full parameters, checked."""
         assigned = (*self.file.base, *combination.assignments)
         options, origins = _options(assigned)
         data, dataset, digest = self.dataset(options["data"], origins.get("data", "sweep.data"))

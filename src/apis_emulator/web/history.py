@@ -47,6 +47,7 @@ class History:
         self.community = np.full((self.size, len(self.COMMUNITY_SERIES)), np.nan)
 
     def clear(self) -> None:
+        """Forget every sample (after a reset or a load)."""
         self.t[:] = np.nan
         self.per_unit[:] = np.nan
         self.community[:] = np.nan
@@ -103,6 +104,7 @@ class History:
         return rows
 
     def unit_series(self, unit_id: str, since: float | None = None) -> dict[str, Any]:
+        """One unit's sampled series since ``since`` [s]."""
         rows = self._rows(since)
         col = self.columns.get(unit_id)
         data = {"t": self.t[rows]}
@@ -112,6 +114,7 @@ class History:
         return data
 
     def community_series(self, since: float | None = None) -> dict[str, Any]:
+        """The community's sampled series since ``since`` [s]."""
         rows = self._rows(since)
         data = {"t": self.t[rows]}
         for k, name in enumerate(self.COMMUNITY_SERIES):

@@ -86,6 +86,7 @@ class WebState:
 
     @property
     def save_path(self) -> Path:
+        """Where Save All writes and Load Last reads."""
         return Path(self.settings.lastSavePath)
 
     def _fresh(self) -> None:
@@ -113,6 +114,7 @@ class WebState:
         return cached
 
     def all_units(self) -> bytes:
+        """``/get/log`` as JSON bytes, rendered once per state."""
         return self.rendered("log", "", lambda: all_documents(self.emulator))
 
     def unit_read(self, kind: str, unit_id: str) -> bytes:
