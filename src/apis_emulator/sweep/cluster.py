@@ -146,7 +146,7 @@ def run_on_dask(client: Any, sweep: Sweep, todo: Sequence[Run], runs_dir: Path, 
     token = uuid.uuid4().hex[:6]
     futures = {client.submit(execute, run, data[run.data], str(runs_dir), retries=retries,
                              key=f"apis-run-{run.run_id}-{token}", priority=priority(run)): run
-               for run in todo}
+               for run in sorted(todo, key=priority, reverse=True)}  # the first go out at once
     total = len(sweep.runs)
     bar = tqdm(total=total, initial=total - len(todo), unit="run", disable=not progress,
                desc="sweep", postfix={"dashboard": link} if link else None)
