@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from apis_emulator.config import Settings
-from apis_emulator.engine import Emulator
+from apis_emulator.engine import LEDGER_FIELDS, Emulator
 from apis_emulator.inputs import DAYS, DataSet, load_dataset
 
 #: The reference settings of specification §7.1 that the hand-computed tests rely on.
@@ -139,3 +139,27 @@ def assert_same_state(before: dict[str, Any], after: dict[str, Any]) -> None:
         after["step"], after["bus"], after["ramp"])
     for name, array in before["arrays"].items():
         np.testing.assert_array_equal(after["arrays"][name], array, err_msg=name)
+
+
+def assert_units_balance(day: np.ndarray, stored: np.ndarray) -> None:
+    """Each unit's energy closes over a period: PV + AC in + DC grid = load + losses + stored.
+
+    ``day``: the ledger's change over the period (units × LEDGER_FIELDS) [Wh]; ``stored``: the
+    change of each battery's energy [Wh].
+    """
+    col = {name: i for i, name in enumerate(LEDGER_FIELDS)}
+    inflow = day[:, col["pv"]] + day[:, col["acin"]] + day[:, col["wg"]]
+    outflow = day[:, col["load"]] + day[:, col["acloss"]] + day[:, col["dcloss"]] + stored
+    scale = np.abs(day).sum(axis=1) + np.abs(stored) + 1.0
+    np.testing.assert_array_less(np.abs(inflow - outflow) / scale, 1e-6)
+
+
+@pytest.fixture(scope="module")
+def sweep_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-household data set with a daily bell of sun and varied loads (the sweep tests)."""
+    rng = np.random.default_rng(3)
+    bell = np.clip(np.sin((np.arange(24) - 6) / 12 * np.pi), 0, None)
+    solar = 2500.0 * bell[None, :] * rng.uniform(0.3, 1.0, (DAYS, 24))
+    load = rng.uniform(0.1, 1.5, (4, DAYS, 48))
+    return write_dataset(tmp_path_factory.mktemp("sweepdata") / "data", solar=solar, load=load,
+                         households=4)

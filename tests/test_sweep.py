@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 distributed = pytest.importorskip("distributed")
@@ -23,30 +22,18 @@ distributed = pytest.importorskip("distributed")
 from apis_emulator.config import load_settings  # noqa: E402
 from apis_emulator.control import build_controller, controller_step  # noqa: E402
 from apis_emulator.engine import Emulator  # noqa: E402
-from apis_emulator.inputs import DAYS, load_dataset  # noqa: E402
+from apis_emulator.inputs import load_dataset  # noqa: E402
 from apis_emulator.report import report  # noqa: E402
 from apis_emulator.runner import simulate  # noqa: E402
 from apis_emulator.sweep import load_sweep, run_sweep  # noqa: E402
 from apis_emulator.sweep.task import KPIS, SHARING_KPIS, TMP_PREFIX  # noqa: E402
-from conftest import write_dataset  # noqa: E402
 
 DASK = Path(sys.executable).parent / "dask"
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """A 4-household data set with a daily bell of sun and varied loads."""
-    rng = np.random.default_rng(3)
-    bell = np.clip(np.sin((np.arange(24) - 6) / 12 * np.pi), 0, None)
-    solar = 2500.0 * bell[None, :] * rng.uniform(0.3, 1.0, (DAYS, 24))
-    load = rng.uniform(0.1, 1.5, (4, DAYS, 48))
-    return write_dataset(tmp_path_factory.mktemp("sweepdata") / "data", solar=solar, load=load,
-                         households=4)
-
-
-def two_by_two(data_dir: Path, **sweep_options) -> dict:
+def two_by_two(sweep_data: Path, **sweep_options) -> dict:
     """2 days of 4 units: battery size × no controller / apis-main's rules."""
-    return {"sweep": {"days": 2, "units": 4, "data": str(data_dir), **sweep_options},
+    return {"sweep": {"days": 2, "units": 4, "data": str(sweep_data), **sweep_options},
             "settings": {"UPS_TRIGGER_AC_ON": 20.0},
             "axes": {"batterySize": [2400.0, 4800.0], "controller": ["none", "apis"]}}
 
@@ -56,7 +43,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def without_wall(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+def results_only(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows without ``wall_s``: the runs' parameters and KPIs, not how long they took."""
     return [{k: v for k, v in row.items() if k != "wall_s"} for row in rows]
 
 
@@ -70,14 +58,14 @@ def mtimes(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
 
 
-def plain_simulate(data_dir: Path, out: Path, days: float, units: int, controller: str = "none",
+def plain_simulate(sweep_data: Path, out: Path, days: float, units: int, controller: str = "none",
                    **settings) -> Path:
     """The same run by `simulate` itself (its default step with a controller); returns out."""
     values = {"UPS_TRIGGER_AC_ON": 20.0, **settings}
     if controller != "none":
         values.setdefault("step", controller_step(1.0))
     em = Emulator(load_settings(None, env={}, overrides=values).with_defaults_for("simulate"),
-                  load_dataset(data_dir), units)
+                  load_dataset(sweep_data), units)
     simulate(em, days, out, indiv_interval=None, progress=False, database=False,
              handle_signals=False, controller=build_controller(controller, em))
     return out
@@ -89,10 +77,10 @@ def outputs(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def local_sweep(data_dir, tmp_path_factory):
+def local_sweep(sweep_data, tmp_path_factory):
     """The 2×2 sweep run by run_sweep on a LocalCluster of 2 workers it starts and stops."""
     out = tmp_path_factory.mktemp("local") / "sweep"
-    table = run_sweep(two_by_two(data_dir), out, workers=2)
+    table = run_sweep(two_by_two(sweep_data), out, workers=2)
     return out, table
 
 
@@ -147,7 +135,7 @@ def dask_processes(tmp_path_factory):
         _stop(processes)
 
 
-def test_local_cluster_gives_the_numbers_of_simulate(local_sweep, data_dir, tmp_path):
+def test_local_cluster_gives_the_numbers_of_simulate(local_sweep, sweep_data, tmp_path):
     """Each run of the 2×2 sweep wrote what a plain `simulate` run writes, bit for bit, and
     its row has the KPIs of that run's `sum` row exactly."""
     out, table = local_sweep
@@ -155,7 +143,7 @@ def test_local_cluster_gives_the_numbers_of_simulate(local_sweep, data_dir, tmp_
     assert [(r["status"], r["controller"]) for r in rows] == [
         ("ok", "none"), ("ok", "apis"), ("ok", "none"), ("ok", "apis")]
     for row in rows:
-        plain = plain_simulate(data_dir, tmp_path / row["run_id"], 2, 4, row["controller"],
+        plain = plain_simulate(sweep_data, tmp_path / row["run_id"], 2, 4, row["controller"],
                                batterySize=row["batterySize"])
         assert outputs(out / "runs" / row["run_id"]) == outputs(plain)
         total = next(r for r in read_rows(plain / "summary.csv") if r["time"] == "sum")
@@ -166,14 +154,14 @@ def test_local_cluster_gives_the_numbers_of_simulate(local_sweep, data_dir, tmp_
     assert sorted(outputs(out / "runs" / rows[1]["run_id"])) == ["deals.csv", "summary.csv"]
 
 
-def test_dask_scheduler_and_workers_give_the_same_table(local_sweep, dask_processes, data_dir,
+def test_dask_scheduler_and_workers_give_the_same_table(local_sweep, dask_processes, sweep_data,
                                                         tmp_path):
     """The same sweep on `dask scheduler` + 2 `dask worker`: the same runs.csv (wall times
     aside) and the same run folders."""
     out = tmp_path / "sweep"
-    run_sweep(two_by_two(data_dir), out, scheduler=dask_processes)
+    run_sweep(two_by_two(sweep_data), out, scheduler=dask_processes)
     local_out, _ = local_sweep
-    assert without_wall(read_rows(out / "runs.csv")) == without_wall(
+    assert results_only(read_rows(out / "runs.csv")) == results_only(
         read_rows(local_out / "runs.csv"))
     for run in (local_out / "runs").iterdir():
         assert (out / "runs" / run.name / "summary.csv").read_bytes() == (
@@ -196,10 +184,10 @@ def _kill_a_busy_worker(client, runs_dir: Path, killed: dict) -> None:
         time.sleep(0.05)
 
 
-def test_a_killed_worker_loses_nothing(dask_processes, data_dir, tmp_path):
+def test_a_killed_worker_loses_nothing(dask_processes, sweep_data, tmp_path):
     """SIGKILL of a worker mid-run: Dask runs its task elsewhere; every run completes with
     the numbers of `simulate`, and no partial folder is left."""
-    sweep = {"sweep": {"days": 2, "units": 4, "data": str(data_dir), "step": 0.02},
+    sweep = {"sweep": {"days": 2, "units": 4, "data": str(sweep_data), "step": 0.02},
              "axes": {"batterySize": [2400.0, 4800.0], "initialRsoc": [30.0, 70.0]}}
     # Δt 0.02 s: runs of about 1.5 s, long enough to kill a worker in the middle of one
     out = tmp_path / "sweep"
@@ -215,7 +203,7 @@ def test_a_killed_worker_loses_nothing(dask_processes, data_dir, tmp_path):
     assert [r["status"] for r in rows] == ["ok"] * 4
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(r["run_id"] for r in rows)
     victim = next(r for r in rows if any(r["run_id"] in str(k) for k in killed["keys"]))
-    plain = plain_simulate(data_dir, tmp_path / "plain", 2, 4, step=0.02,
+    plain = plain_simulate(sweep_data, tmp_path / "plain", 2, 4, step=0.02,
                            UPS_TRIGGER_AC_ON=20.0, batterySize=victim["batterySize"],
                            initialRsoc=victim["initialRsoc"])
     assert outputs(out / "runs" / victim["run_id"]) == outputs(plain)
@@ -241,14 +229,14 @@ def _inject_fault(battery_wh: float | None) -> None:
     runner.simulate = simulate
 
 
-def test_a_run_that_raises_is_an_error_row_and_is_run_again(client, data_dir, tmp_path):
+def test_a_run_that_raises_is_an_error_row_and_is_run_again(client, sweep_data, tmp_path):
     """A run that raises becomes an `error` row with its message and no folder; the others
     finish.  The next invocation runs only what failed or is missing; done runs keep their
     files untouched (same modification times)."""
     out = tmp_path / "sweep"
     client.run(_inject_fault, 2400.0)
     try:
-        first = records(run_sweep(two_by_two(data_dir), out, client=client))
+        first = records(run_sweep(two_by_two(sweep_data), out, client=client))
     finally:
         client.run(_inject_fault, None)
     failed = [r for r in first if r["status"] == "error"]
@@ -260,23 +248,23 @@ def test_a_run_that_raises_is_an_error_row_and_is_run_again(client, data_dir, tm
 
     shutil.rmtree(out / "runs" / done[0])  # a missing run, besides the two failed ones
     before = mtimes(out / "runs" / done[1])
-    second = records(run_sweep(two_by_two(data_dir), out, client=client))
+    second = records(run_sweep(two_by_two(sweep_data), out, client=client))
     assert [r["status"] for r in second] == ["ok"] * 4
     assert mtimes(out / "runs" / done[1]) == before
     assert [r for r in second if r["run_id"] in done[1:]] == [
         r for r in first if r["run_id"] in done[1:]]  # the same values, wall times included
     third_before = mtimes(out / "runs")
-    run_sweep(two_by_two(data_dir), out, client=client)  # nothing left to run
+    run_sweep(two_by_two(sweep_data), out, client=client)  # nothing left to run
     assert mtimes(out / "runs") == third_before
 
 
 def test_the_function_returns_dicts_without_pandas(local_sweep, tmp_path, monkeypatch,
-                                                  data_dir):
+                                                  sweep_data):
     """Without pandas the Python function returns a list of dicts (the same rows)."""
     out = tmp_path / "copy"
     shutil.copytree(local_sweep[0], out)
     monkeypatch.setitem(sys.modules, "pandas", None)
-    rows = run_sweep(two_by_two(data_dir), out)  # all done: no Dask needed
+    rows = run_sweep(two_by_two(sweep_data), out)  # all done: no Dask needed
     assert isinstance(rows, list) and [r["run_id"] for r in rows] == list(
         local_sweep[1]["run_id"])
     assert rows[0]["ssr_real"] == local_sweep[1]["ssr_real"][0]
@@ -293,10 +281,10 @@ def test_report_on_a_sweep_folder(local_sweep, tmp_path):
     assert result.files["report"] == tmp_path / "report" / "report.md"
 
 
-def test_ctrl_c_leaves_only_complete_runs(data_dir, tmp_path):
+def test_ctrl_c_leaves_only_complete_runs(sweep_data, tmp_path):
     """SIGINT to `apis-emulator sweep`: exit 130, only complete run folders, their rows."""
     sweep = tmp_path / "s.toml"
-    sweep.write_text(f'[sweep]\ndays = 2\nunits = 4\nstep = 0.05\ndata = "{data_dir}"\n\n'
+    sweep.write_text(f'[sweep]\ndays = 2\nunits = 4\nstep = 0.05\ndata = "{sweep_data}"\n\n'
                      "[axes]\nbatterySize = [2400.0, 3600.0, 4800.0, 6000.0, 7200.0, 8400.0]\n",
                      encoding="utf-8")
     out = tmp_path / "out"

@@ -5,29 +5,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from apis_emulator.cli import main
-from apis_emulator.inputs import DAYS
 from apis_emulator.sweep import SweepFileError, load_sweep
-from conftest import write_dataset
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """A 4-household data set with a daily bell of sun and varied loads."""
-    rng = np.random.default_rng(3)
-    bell = np.clip(np.sin((np.arange(24) - 6) / 12 * np.pi), 0, None)
-    solar = 2500.0 * bell[None, :] * rng.uniform(0.3, 1.0, (DAYS, 24))
-    load = rng.uniform(0.1, 1.5, (4, DAYS, 48))
-    return write_dataset(tmp_path_factory.mktemp("sweepdata") / "data", solar=solar, load=load,
-                         households=4)
-
-
-def sweep_doc(data_dir: Path, axes: dict | None = None, **sections) -> dict:
+def sweep_doc(sweep_data: Path, axes: dict | None = None, **sections) -> dict:
     """A sweep document: 1 day of 4 units on the test data set, with these axes."""
-    doc = {"sweep": {"days": 1, "units": 4, "data": str(data_dir)}, "axes": axes or {}}
+    doc = {"sweep": {"days": 1, "units": 4, "data": str(sweep_data)}, "axes": axes or {}}
     for name, table in sections.items():
         doc.setdefault(name, {})
         if isinstance(table, dict):
@@ -37,9 +23,9 @@ def sweep_doc(data_dir: Path, axes: dict | None = None, **sections) -> dict:
     return doc
 
 
-def test_product_then_explicit_runs(data_dir):
+def test_product_then_explicit_runs(sweep_data):
     """Every combination of the axes, in file order, then the [[runs]] tables; columns of both."""
-    sweep = load_sweep(sweep_doc(data_dir, {"batterySize": [2400.0, 4800.0],
+    sweep = load_sweep(sweep_doc(sweep_data, {"batterySize": [2400.0, 4800.0],
                                             "initialRsoc": [30.0, 70.0]},
                                  runs=[{"batterySize": 9600.0, "pvc_sol_reg": 5.0}]))
     assert [r.labels for r in sweep.rows] == [
@@ -54,29 +40,29 @@ def test_product_then_explicit_runs(data_dir):
     assert sweep.runs[0].params["settings"]["step"] == 10.0  # simulate's default Δt
 
 
-def test_no_axes_is_one_run(data_dir):
+def test_no_axes_is_one_run(sweep_data):
     """A file with neither axes nor runs is the one run of its [sweep] and [settings]."""
-    sweep = load_sweep(sweep_doc(data_dir, settings={"batterySize": 3000.0}))
+    sweep = load_sweep(sweep_doc(sweep_data, settings={"batterySize": 3000.0}))
     assert len(sweep.runs) == 1 and sweep.rows[0].labels == {}
     assert sweep.runs[0].params["settings"]["batterySize"] == 3000.0
 
 
-def test_run_id_is_a_hash_of_the_full_parameters(data_dir, tmp_path):
+def test_run_id_is_a_hash_of_the_full_parameters(sweep_data, tmp_path):
     """Equal parameters (however written, wherever the data set lives) give equal ids."""
-    first = load_sweep(sweep_doc(data_dir, {"batterySize": [4800]}))
-    written_as_float = load_sweep(sweep_doc(data_dir, {"batterySize": [4800.0]}))
-    default_value = load_sweep(sweep_doc(data_dir))  # 4800 Wh is the default
-    copy = shutil.copytree(data_dir, tmp_path / "copy")
+    first = load_sweep(sweep_doc(sweep_data, {"batterySize": [4800]}))
+    written_as_float = load_sweep(sweep_doc(sweep_data, {"batterySize": [4800.0]}))
+    default_value = load_sweep(sweep_doc(sweep_data))  # 4800 Wh is the default
+    copy = shutil.copytree(sweep_data, tmp_path / "copy")
     moved = load_sweep(sweep_doc(copy, {"batterySize": [4800.0]}))
-    other = load_sweep(sweep_doc(data_dir, {"batterySize": [4801.0]}))
+    other = load_sweep(sweep_doc(sweep_data, {"batterySize": [4801.0]}))
     ids = {s.runs[0].run_id for s in (first, written_as_float, default_value, moved)}
     assert len(ids) == 1 and len(first.runs[0].run_id) == 12
     assert other.runs[0].run_id not in ids
 
 
-def test_linked_axis_and_per_unit_override(data_dir):
+def test_linked_axis_and_per_unit_override(sweep_data):
     """A list of tables sets several keys together; units.<id>.<key> overrides one unit."""
-    sweep = load_sweep(sweep_doc(data_dir, {
+    sweep = load_sweep(sweep_doc(sweep_data, {
         "losses": [{"label": "spec", "DCChargeLoss": 71.0, "DCDischargeLoss": 55.0},
                    {"DCChargeLoss": 20.0, "DCDischargeLoss": 15.0}],
         "units": {"E002": {"batterySize": [1000.0]}}}))
@@ -88,9 +74,9 @@ def test_linked_axis_and_per_unit_override(data_dir):
     assert sweep.columns == ("losses", "units.E002.batterySize")
 
 
-def test_sweep_options_are_run_parameters(data_dir):
+def test_sweep_options_are_run_parameters(sweep_data):
     """days, units, step, indiv-interval… are part of the run (flag names, dashes allowed)."""
-    sweep = load_sweep(sweep_doc(data_dir, {"days": [1, 2]},
+    sweep = load_sweep(sweep_doc(sweep_data, {"days": [1, 2]},
                                  sweep={"step": 5.0, "indiv-interval": 600}))
     first, second = (run.params for run in sweep.runs)
     assert (first["days"], second["days"]) == (1.0, 2.0)
@@ -124,9 +110,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("sections", "key", "accepted"), BAD)
-def test_bad_sweep_is_refused_naming_the_key(data_dir, sections, key, accepted):
+def test_bad_sweep_is_refused_naming_the_key(sweep_data, sections, key, accepted):
     """A bad name or value stops the sweep before anything runs: key, value, what is accepted."""
-    doc = sweep_doc(data_dir)
+    doc = sweep_doc(sweep_data)
     doc.pop("axes")
     for name, table in sections.items():
         doc[name] = {**doc.get(name, {}), **table} if isinstance(table, dict) else table
@@ -140,11 +126,11 @@ def gridcurrent(values: list) -> dict:
     return {"policy": {"mediator": {"deal": {"gridCurrentA": values}}}}
 
 
-def test_policy_axis_edits_a_copy_of_the_shipped_policy(data_dir):
+def test_policy_axis_edits_a_copy_of_the_shipped_policy(sweep_data):
     """A dotted axis changes that field of the run's policy; every unit stays a member, as
     with the shipped policy; without a controller the field is irrelevant and both rows
     share one run."""
-    sweep = load_sweep(sweep_doc(data_dir, {"controller": ["none", "apis"],
+    sweep = load_sweep(sweep_doc(sweep_data, {"controller": ["none", "apis"],
                                             **gridcurrent([1, 2.0])}))
     none_1, none_2, apis_1, apis_2 = sweep.rows
     assert none_1.run_id == none_2.run_id and len(sweep.runs) == 3
@@ -157,9 +143,9 @@ def test_policy_axis_edits_a_copy_of_the_shipped_policy(data_dir):
     assert apis_2.labels == {"controller": "apis", "policy.mediator.deal.gridCurrentA": 2.0}
 
 
-def test_shipped_files_unedited_are_simulates_defaults(data_dir):
+def test_shipped_files_unedited_are_simulates_defaults(sweep_data):
     """Without a file or an edit, scenario and policy are None: build_controller's defaults."""
-    params = load_sweep(sweep_doc(data_dir, sweep={"controller": "apis"})).runs[0].params
+    params = load_sweep(sweep_doc(sweep_data, sweep={"controller": "apis"})).runs[0].params
     assert params["scenario"] is None and params["policy"] is None
     assert (params["seed"], params["time_scale"], params["operation_mode"]) == (
         0, 1.0, "autonomous")
@@ -179,18 +165,18 @@ CONTROLLER_BAD = [
 
 
 @pytest.mark.parametrize(("axes", "key", "accepted"), CONTROLLER_BAD)
-def test_bad_controller_fields_are_refused(data_dir, axes, key, accepted):
+def test_bad_controller_fields_are_refused(sweep_data, axes, key, accepted):
     """A field not in apis-main's file, of another type, or refused by the rules: the key."""
     with pytest.raises(SweepFileError) as caught:
-        load_sweep(sweep_doc(data_dir, {"controller": ["apis"], **axes}))
+        load_sweep(sweep_doc(sweep_data, {"controller": ["apis"], **axes}))
     assert key in str(caught.value) and accepted in str(caught.value)
 
 
-def test_cli_refuses_a_bad_file_before_anything_runs(data_dir, tmp_path, capsys, monkeypatch):
+def test_cli_refuses_a_bad_file_before_anything_runs(sweep_data, tmp_path, capsys, monkeypatch):
     """``apis-emulator sweep BAD --out DIR``: exit 2, the message names key and value, no DIR."""
     monkeypatch.chdir(tmp_path)
     bad = tmp_path / "bad.toml"
-    bad.write_text(f'[sweep]\ndays = 1\ndata = "{data_dir}"\n\n[axes]\n'
+    bad.write_text(f'[sweep]\ndays = 1\ndata = "{sweep_data}"\n\n[axes]\n'
                    'batterySize = [2400.0, "big"]\n', encoding="utf-8")
     assert main(["sweep", str(bad), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -207,21 +193,21 @@ def test_cli_refuses_invalid_toml(tmp_path, capsys, monkeypatch):
     assert "valid TOML" in capsys.readouterr().err
 
 
-def test_relative_paths_are_relative_to_the_file(data_dir, tmp_path):
+def test_relative_paths_are_relative_to_the_file(sweep_data, tmp_path):
     """data = "data" in a file next to the data set finds it, wherever the command runs."""
     here = tmp_path / "study"
-    shutil.copytree(data_dir, here / "data")
+    shutil.copytree(sweep_data, here / "data")
     (here / "s.toml").write_text('[sweep]\ndays = 1\nunits = 2\ndata = "data"\n',
                                  encoding="utf-8")
     sweep = load_sweep(here / "s.toml")
     assert sweep.runs[0].data == str((here / "data").resolve())
 
 
-def test_dry_run_checks_and_counts(data_dir, tmp_path, capfd, monkeypatch):
+def test_dry_run_checks_and_counts(sweep_data, tmp_path, capfd, monkeypatch):
     """``sweep FILE --out DIR --dry-run``: exit 0, the runs counted, nothing written."""
     monkeypatch.chdir(tmp_path)
     study = tmp_path / "study.toml"
-    study.write_text(f'[sweep]\ndays = 1\nunits = 2\ndata = "{data_dir}"\n\n[axes]\n'
+    study.write_text(f'[sweep]\ndays = 1\nunits = 2\ndata = "{sweep_data}"\n\n[axes]\n'
                      'batterySize = [2400.0, 4800.0]\ninitialRsoc = [40.0, 60.0]\n',
                      encoding="utf-8")
     assert main(["sweep", str(study), "--out", str(tmp_path / "out"), "--dry-run"]) == 0

@@ -149,7 +149,6 @@ class ApisController:
         self._rng = np.random.default_rng([self.seed, 0])
         midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
         self._start_of_day = (start - midnight).total_seconds()
-        self._slot_bounds = [(_seconds(s.start), _seconds(s.end)) for s in scenario.slots]
         self._edges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._scale = _checked_scale(time_scale)
         self._pending_scale: float | None = None
@@ -374,11 +373,7 @@ class ApisController:
     def _slot(self, elapsed: float) -> Slot | None:
         """The scenario's slot at the emulated time of day (whole seconds, as apis-main's
         ``HH:mm:ss`` text compares)."""
-        second = math.floor(self._start_of_day + elapsed + 1e-6) % 86400
-        for slot, (lo, hi) in zip(self.scenario.slots, self._slot_bounds, strict=True):
-            if lo <= second < hi:
-                return slot
-        return None
+        return self.scenario.slot_at(math.floor(self._start_of_day + elapsed + 1e-6) % 86400)
 
     def _table(self, view: ControlView) -> _Table:
         """The rules' view of the units, once per snapshot and deal set."""
@@ -465,12 +460,12 @@ class ApisController:
         return found
 
     def _request_condition(self, slot: Slot, table: _Table, i: int) -> Condition | None:
-        name = _status_name(slot, int(table.r[i]))
+        name = slot.status(int(table.r[i]))
         return slot.request.get(name) if name is not None else None
 
     def _accept_condition(self, slot: Slot, table: _Table, i: int,
                           kind: str) -> Condition | None:
-        name = _status_name(slot, int(table.r[i]))
+        name = slot.status(int(table.r[i]))
         return slot.accept.get(name, {}).get(kind) if name is not None else None
 
     # ------------------------------------------------------------------ House-Keeping
@@ -955,15 +950,6 @@ def _has_pairs(slot: Slot) -> bool:
     """Whether any condition of the slot names a partner (pairUnitId)."""
     conds = list(slot.request.values()) + [c for a in slot.accept.values() for c in a.values()]
     return any(c.pair_unit_id is not None for c in conds)
-
-
-def _seconds(hhmmss: str) -> int:
-    h, m, sec = (int(x) for x in hhmmss.split(":"))
-    return h * 3600 + m * 60 + sec
-
-
-def _status_name(slot: Slot, r: int) -> str | None:
-    return slot.status(r)
 
 
 def _entry_edges(slot: Slot, policy: Policy, kind: int,

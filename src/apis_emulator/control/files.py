@@ -61,10 +61,11 @@ class Scenario:
 
     slots: tuple[Slot, ...]
 
-    def slot_at(self, hhmmss: str) -> Slot | None:
-        """The first slot holding the time of day ``HH:MM:SS`` (compared as text)."""
+    def slot_at(self, second: int) -> Slot | None:
+        """The first slot holding the time of day ``second`` [whole s after midnight]: apis-main
+        compares ``HH:mm:ss`` texts, which order as the seconds do (``24:00:00`` = 86400)."""
         for slot in self.slots:
-            if slot.start <= hhmmss < slot.end:
+            if _seconds(slot.start) <= second < _seconds(slot.end):
                 return slot
         return None
 

@@ -12,7 +12,6 @@ item, counts it and logs it).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from ..engine import Emulator, Snapshot
 from ..engine.deals import DealRecord
 from ..engine.units import Units
 from .database import RunInfo
-from .facade import RecorderPlan, Recorders
+from .facade import RecorderPlan, Recorders, day_label
 from .httpsink import frozen_documents
 from .summary import DayRow
 from .worker import RecorderError
@@ -96,7 +95,7 @@ class ServedRecording:
     def midnight(self, em: Emulator, shared: Mapping[str, float]) -> None:
         """The summary row of the day that just ended (with a controller's shared totals)."""
         if not self._closed:
-            label = (em.now - dt.timedelta(seconds=1)).strftime("%Y/%m/%d")
+            label = day_label(em.now)
             totals = shared if self._shares_deals else None
             self._guard(lambda: self.recorders.end_day(em.snapshot(), label, totals))
 

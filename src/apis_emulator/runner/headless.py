@@ -146,7 +146,5 @@ def _schedule(em: Emulator, plan: RecorderPlan, recorders: Recorders,
 
 def _close(schedule: Schedule, recorders: Recorders) -> list[Any]:
     """Open deals end (run_end), then the partial day and the closing rows."""
-    schedule.close()
-    controller = schedule.controller
-    shared = controller.take_day(schedule.view()) if controller is not None else None
+    shared = schedule.close()
     return recorders.close(schedule.emulator.snapshot(), shared)

@@ -113,17 +113,15 @@ class Schedule:
             return 2**62, None
         view = self.view()
         plan = controller.plan(view)
-        while left or plan.wake <= view.elapsed + 1e-9:
-            left = False
-            commands = controller.wake(view)
+        if left or plan.wake <= view.elapsed + 1e-9:
+            commands = controller.wake(view)  # everything due by now, in time order
             if commands:
                 self.emulator.command_converters(commands)
             view = self.view()
             controller.settled(view)
             self._deals(controller.take_finished())
             plan = controller.plan(view)
-            if plan.wake <= view.elapsed + 1e-9:
-                break  # due again at once only after time moves on
+        # due again at once only after time moves on: at least one step
         return max(1, self._steps_to(plan.wake)), plan.watch
 
     def _deals(self, records: Sequence[DealRecord]) -> None:
@@ -131,7 +129,10 @@ class Schedule:
             for handler in self.on_deals:
                 handler(list(records))
 
-    def close(self) -> None:
-        """End the controller's deals (``run_end``) and hand them to the handlers."""
-        if self.controller is not None:
-            self._deals(self.controller.close(self.view()))
+    def close(self) -> dict[str, float] | None:
+        """End the controller's deals (``run_end``) and hand them to the handlers; the
+        controller's shared totals of the partial day (None without a controller)."""
+        if self.controller is None:
+            return None
+        self._deals(self.controller.close(self.view()))
+        return self.controller.take_day(self.view())

@@ -56,8 +56,7 @@ def build_server(emulator: Emulator, settings: Settings, controller: Controller 
     app = create_app(emulator, settings, runner)
 
     def close() -> None:  # open deals end (run_end), then the partial day and closing rows
-        schedule.close()
-        recording.close(controller.take_day(schedule.view()) if controller else None)
+        recording.close(schedule.close())
 
     app.state.web.on_shutdown.append(close)
     config = uvicorn.Config(app, host=settings.b_host, port=settings.b_port, log_config=None,
