@@ -148,7 +148,7 @@ def test_set_all_with_a_refused_value_sets_nothing(page: Any, clean: PageServer)
     fill(page, {"mode": "0x0041", "dig": "250"})
     page.click("#set-all")
     error = page.locator('.err[data-err="dig"]')
-    expect(error).to_have_text("dig=250.0 is not accepted: a finite number in [0, 100]")
+    expect(error).to_have_text("dig=250.0 is not accepted: a finite number in [0, 100] [A]")
     expect(page.locator("#d-id")).to_have_text("E004")
     expect(page.locator('#cards .card[data-unit="E004"]')).to_have_class(
         "card m-WAIT open edited refused")
