@@ -14,8 +14,9 @@ Files may be gzip-compressed (``.gz``).  A malformed file fails with its path, l
 
 from __future__ import annotations
 
-import gzip
+import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..engine.series import DAYS, DataSet
 from ..errors import DataFileError
+from .textrows import Line, count_lines, line_blocks, looks_numeric, numbered_lines, parse_block
 
 __all__ = ["DataSet", "load_dataset", "read_solar_csv", "read_load_csv", "DAYS",
            "DEFAULT_DATASET_DIR", "SOLAR_UNITS"]
@@ -33,84 +35,32 @@ ROWS_FIRST_VALUE_COLUMN = 7  # 1-based column of the first half-hourly value in 
 DEFAULT_DATASET_DIR = Path(__file__).resolve().parent.parent / "data" / "default"
 
 
-def _open_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataFileError(path, "file not found") from None
-    except OSError as exc:
-        raise DataFileError(path, f"cannot be read ({exc.strerror})") from None
-    if path.suffix == ".gz" or raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataFileError(path, f"broken gzip data ({exc})") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataFileError(path, f"not UTF-8 text (byte {exc.start})") from None
-
-
-def _lines(text: str) -> list[tuple[int, list[str]]]:
-    """Non-empty lines as (1-based line number, cells)."""
-    return [(n, line.split(",")) for n, line in enumerate(text.splitlines(), start=1)
-            if line.strip()]
-
-
-def _parse_row(path: Path, line_no: int, cells: list[str], first_col: int = 1) -> np.ndarray:
-    """Numbers of ``cells``; a bad cell names its 1-based column (cells[0] is first_col)."""
-    try:
-        values = [float(c) for c in cells]
-    except ValueError:
-        values = []
-        for col, cell in enumerate(cells, start=first_col):
-            try:
-                values.append(float(cell))
-            except ValueError:
-                raise DataFileError(path, f"{cell.strip()!r} is not a number", line_no,
-                                    col) from None
-    # one vectorised check per row (a check per value took seconds for 100 households), and
-    # an array per row, not a list of float objects: a fifth of the memory
-    row = np.array(values, dtype=np.float64)
-    ok = np.isfinite(row) & (row >= 0)
-    if not ok.all():
-        first = int(np.argmin(ok))
-        raise DataFileError(path, f"{cells[first].strip()!r} is not a finite number >= 0",
-                            line_no, first + first_col)
-    return row
-
-
-def _looks_numeric(cells: list[str]) -> bool:
-    try:
-        [float(c) for c in cells if c.strip()]
-    except ValueError:
-        return False
-    return True
-
-
 def read_solar_csv(path: str | Path) -> np.ndarray:
     """Read the solar file: 365 rows × k values (24 hourly in §9), no header → (365·k,)."""
     path = Path(path)
-    rows = _lines(_open_text(path))
-    if rows and not _looks_numeric(rows[0][1]):
+    rows = list(numbered_lines(path))  # 365 short lines
+    if rows and not looks_numeric(rows[0][1].split(",")):
         rows = rows[1:]  # tolerate one header row
     if len(rows) != DAYS:
         raise DataFileError(path, f"has {len(rows)} data rows; a solar file has {DAYS} (days)")
-    width = len(rows[0][1])
+    width = _cells(rows[0])
     if width < 1 or 1440 % width:
         raise DataFileError(path, f"has {width} values per row; expected 24 (hourly)",
                             rows[0][0])
-    values = []
-    for line_no, cells in rows:
-        if len(cells) != width:
-            raise DataFileError(path, f"has {len(cells)} values; expected {width} like line "
-                                f"{rows[0][0]}", line_no, min(len(cells), width) + 1)
-        values.append(_parse_row(path, line_no, cells))
-    return np.asarray(values, dtype=np.float64).reshape(-1)
+    for line_no, text in rows:
+        if text.count(",") + 1 != width:
+            cells = text.count(",") + 1
+            raise DataFileError(path, f"has {cells} values; expected {width} like line "
+                                f"{rows[0][0]}", line_no, min(cells, width) + 1)
+    return parse_block(path, rows, 0, width).reshape(-1)
 
 
-def _guess_layout(rows: list[tuple[int, list[str]]], has_header: bool) -> str:
-    width = len(rows[0][1])
+def _cells(line: Line) -> int:
+    """Number of cells of a line."""
+    return line[1].count(",") + 1
+
+
+def _guess_layout(width: int, has_header: bool) -> str:
     if width % 48 == 0 and not has_header:
         return "wide"
     if width >= ROWS_FIRST_VALUE_COLUMN - 1 + 48:
@@ -119,57 +69,107 @@ def _guess_layout(rows: list[tuple[int, list[str]]], has_header: bool) -> str:
 
 
 def read_load_csv(path: str | Path, layout: str = "auto") -> np.ndarray:
-    """Read the household-load file [kW] → array (households, 365·48)."""
+    """Read the household-load file [kW] → array (households, 365·48).
+
+    The file is read as a stream, a block of lines at a time: only the numbers are held, once.
+    """
     path = Path(path)
-    rows = _lines(_open_text(path))
-    if not rows:
+    blocks = (block for block in line_blocks(path) if block)
+    first = next(blocks, None)
+    if first is None:
         raise DataFileError(path, "is empty")
-    has_header = not _looks_numeric(rows[0][1])
+    head = first[0]
+    has_header = not looks_numeric(head[1].split(","))
     if layout == "auto":
-        layout = _guess_layout(rows, has_header)
+        layout = _guess_layout(_cells(head), has_header)
     if layout not in LOAD_LAYOUTS:
         raise DataFileError(path, f"layout {layout!r} unknown; accepted: {', '.join(LOAD_LAYOUTS)}")
-    body = rows[1:] if has_header else rows
-    if not body:
+    if has_header:
+        first = first[1:] or next(blocks, [])
+    if not first:
         raise DataFileError(path, "has a header but no data rows")
+    body = itertools.chain([first], blocks)
     return _read_rows_layout(path, body) if layout == "rows" else _read_wide_layout(path, body)
 
 
-def _read_rows_layout(path: Path, body: list[tuple[int, list[str]]]) -> np.ndarray:
+def _household_ids(path: Path, block: list[Line]) -> list[str]:
+    """The household id (column 2) of each rows-layout line, which must have all its columns."""
     first = ROWS_FIRST_VALUE_COLUMN - 1
-    per_house: dict[str, list[np.ndarray]] = {}
-    for line_no, cells in body:
-        if len(cells) < first + 48:
-            raise DataFileError(path, f"has {len(cells)} columns; the rows layout needs "
+    ids = []
+    for line_no, text in block:
+        cells = text.count(",") + 1
+        if cells < first + 48:
+            raise DataFileError(path, f"has {cells} columns; the rows layout needs "
                                 f"{first + 48} (household id in column 2, 48 values from "
-                                f"column {first + 1})", line_no, len(cells) + 1)
-        house = cells[1].strip()
+                                f"column {first + 1})", line_no, cells + 1)
+        house = text.split(",", 2)[1].strip()
         if not house:
             raise DataFileError(path, "household id is empty", line_no, 2)
-        per_house.setdefault(house, []).append(
-            _parse_row(path, line_no, cells[first:first + 48], first_col=first + 1))
-    for house, days in per_house.items():
-        if len(days) != DAYS:
-            raise DataFileError(path, f"household {house} has {len(days)} rows; each household "
+        ids.append(house)
+    return ids
+
+
+def _runs(ids: list[str]) -> Iterator[tuple[str, int, int]]:
+    """(id, start, stop) of each run of equal consecutive ids."""
+    start = 0
+    for k in range(1, len(ids) + 1):
+        if k == len(ids) or ids[k] != ids[start]:
+            yield ids[start], start, k
+            start = k
+
+
+def _read_rows_layout(path: Path, body: Iterator[list[Line]]) -> np.ndarray:
+    """Each block's rows written straight into (households, 365, 48), a household's rows in
+    the order they come.
+
+    The array is made for as many households as the file's lines could hold: its pages are
+    only backed by memory once written, so the numbers are held once and never copied.
+    """
+    capacity = count_lines(path) // DAYS + 1
+    load = np.empty((capacity, DAYS, 48), dtype=np.float64)
+    rows: dict[str, int] = {}  # household id → rows so far; its index is its order
+    index: dict[str, int] = {}
+    for block in body:
+        ids = _household_ids(path, block)
+        values = parse_block(path, block, ROWS_FIRST_VALUE_COLUMN - 1, 48)
+        for house, start, stop in _runs(ids):
+            h, done = index.setdefault(house, len(index)), rows.get(house, 0)
+            rows[house] = done + stop - start
+            if h >= len(load):  # more households than line breaks counted (odd line ends)
+                load = np.concatenate([load, np.empty_like(load[:h + 1])])
+            if rows[house] <= DAYS:
+                load[h, done:rows[house]] = values[start:stop]
+    for house, days in rows.items():
+        if days != DAYS:
+            raise DataFileError(path, f"household {house} has {days} rows; each household "
                                 f"needs {DAYS} (one per day)")
-    return np.asarray(list(per_house.values()), dtype=np.float64).reshape(len(per_house), -1)
+    return load[:len(rows)].reshape(len(rows), DAYS * 48)
 
 
-def _read_wide_layout(path: Path, body: list[tuple[int, list[str]]]) -> np.ndarray:
-    width = len(body[0][1])
+def _read_wide_layout(path: Path, body: Iterator[list[Line]]) -> np.ndarray:
+    """Day rows of households side by side, written straight into (households, 365, 48)."""
+    first = next(body)
+    width = _cells(first[0])
     if width % 48:
         raise DataFileError(path, f"has {width} columns; the wide layout needs 48 per household",
-                            body[0][0])
-    if len(body) != DAYS:
-        raise DataFileError(path, f"has {len(body)} data rows; the wide layout needs {DAYS}")
-    values = []
-    for line_no, cells in body:
-        if len(cells) != width:
-            raise DataFileError(path, f"has {len(cells)} columns; expected {width}", line_no,
-                                min(len(cells), width) + 1)
-        values.append(_parse_row(path, line_no, cells))
-    days = np.asarray(values, dtype=np.float64).reshape(DAYS, width // 48, 48)
-    return days.transpose(1, 0, 2).reshape(width // 48, DAYS * 48)
+                            first[0][0])
+    load = np.empty((width // 48, DAYS, 48), dtype=np.float64)
+    days = 0
+    for block in itertools.chain([first], body):
+        if days + len(block) > DAYS:
+            days += len(block) + sum(len(b) for b in body)
+            break
+        for line_no, text in block:
+            cells = text.count(",") + 1
+            if cells != width:
+                raise DataFileError(path, f"has {cells} columns; expected {width}", line_no,
+                                    min(cells, width) + 1)
+        values = parse_block(path, block, 0, width)
+        load[:, days:days + len(block), :] = values.reshape(len(block), -1, 48).transpose(1, 0, 2)
+        days += len(block)
+    if days != DAYS:
+        raise DataFileError(path, f"has {days} data rows; the wide layout needs {DAYS}")
+    return load.reshape(width // 48, DAYS * 48)
 
 
 def _read_meta(directory: Path) -> dict[str, Any]:
