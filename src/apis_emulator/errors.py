@@ -5,6 +5,8 @@ The web layer maps these to HTTP status codes in one place; the CLI prints them.
 
 from __future__ import annotations
 
+import errno as _errno
+
 __all__ = [
     "EmulatorError",
     "SettingsError",
@@ -14,6 +16,7 @@ __all__ = [
     "StateFileError",
     "MissingStateFileError",
     "ControlledError",
+    "SaveWriteError",
 ]
 
 
@@ -73,3 +76,18 @@ class MissingStateFileError(StateFileError):
 
 class ControlledError(EmulatorError):
     """A command from outside while a built-in controller drives the converters (HTTP 409)."""
+
+
+class SaveWriteError(EmulatorError):
+    """Save All could not write its file; the previous save is kept.
+
+    ``full`` when the file system is out of space or quota (HTTP 507), otherwise HTTP 500.
+    """
+
+    def __init__(self, path: object, cause: OSError):
+        self.path = str(path)
+        self.full = cause.errno in (_errno.ENOSPC, _errno.EDQUOT)
+        reason = cause.strerror or str(cause)
+        remedy = "free some space and save again" if self.full else "check the folder"
+        super().__init__(f"Save All could not write {self.path}: {reason}; the previous save "
+                         f"is kept: {remedy}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -20,6 +19,7 @@ import orjson
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Settings
 from ..control import OPERATION_MODES
@@ -35,12 +35,15 @@ from ..errors import (
     EmulatorError,
     InvalidValueError,
     MissingStateFileError,
+    SaveWriteError,
     StateFileError,
     UnknownUnitError,
 )
 from ..modes import MODE_CODES
 from ..runner import RealTimeRunner
+from .answers import error_body
 from .guard import RequestGuard
+from .openapi import install_openapi
 from .page import install_page
 from .routes import route
 from .state import FastReads, WebState, read_state_file, write_atomically
@@ -71,12 +74,8 @@ def _json(data: bytes | Any, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-def _error(status: int, message: str, field: str | None = None, value: Any = None,
-           accepted: str | None = None) -> Response:
-    if isinstance(value, float) and not math.isfinite(value):
-        value = str(value)  # JSON has no NaN/inf: show the text that was sent
-    body = {"error": message, "field": field, "value": value, "accepted": accepted}
-    return _json({k: v for k, v in body.items() if v is not None or k == "value"}, status)
+def _error(status: int, message: str, field: str, value: Any, accepted: str) -> Response:
+    return _json(error_body(message, field, value, accepted), status)
 
 
 def _require(name: str, value: Any) -> Any:
@@ -121,7 +120,8 @@ def create_app(emulator: Emulator, settings: Settings,
     app.state.web = state
     app.add_middleware(FastReads, state=state)
     app.add_middleware(RequestGuard, allow=settings.allow)  # added last: runs first
-    _install_errors(app)
+    _install_errors(app, state)
+    install_openapi(app)
     _user_routes(app, state)
     _apis_main_routes(app, state)
     _sharing_routes(app, state)
@@ -129,7 +129,9 @@ def create_app(emulator: Emulator, settings: Settings,
     return app
 
 
-def _install_errors(app: FastAPI) -> None:
+def _install_errors(app: FastAPI, state: WebState) -> None:
+    """Every refusal as the JSON error, mapped from the exception hierarchy in one place."""
+
     @app.exception_handler(UnknownUnitError)
     async def unknown_unit(request: Request, exc: UnknownUnitError) -> Response:
         log.warning("refused %s: %s", request.url.path, exc)
@@ -144,7 +146,14 @@ def _install_errors(app: FastAPI) -> None:
     async def bad_file(request: Request, exc: StateFileError) -> Response:
         log.warning("refused %s: %s", request.url.path, exc)
         status = 404 if isinstance(exc, MissingStateFileError) else 422
-        return _error(status, str(exc))
+        return _error(status, str(exc), "lastSavePath", str(state.save_path),
+                      "a save file written by Save All (/save)")
+
+    @app.exception_handler(SaveWriteError)
+    async def not_saved(request: Request, exc: SaveWriteError) -> Response:
+        log.error("%s", exc)
+        return _error(507 if exc.full else 500, str(exc), "lastSavePath", exc.path,
+                      "a writable folder with room for the save file")
 
     @app.exception_handler(ControlledError)
     async def controlled(request: Request, exc: ControlledError) -> Response:
@@ -155,7 +164,15 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(EmulatorError)
     async def other(request: Request, exc: EmulatorError) -> Response:
         log.warning("refused %s: %s", request.url.path, exc)
-        return _error(400, str(exc))
+        return _error(400, str(exc), "request", request.url.path, "see docs/api.md")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        field, value, accepted = _http_refusal(request, exc.status_code)
+        response = _error(exc.status_code, f"{field} {value!r} is not accepted: {accepted}",
+                          field, value, accepted)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> Response:
@@ -167,6 +184,13 @@ def _install_errors(app: FastAPI) -> None:
         message = f"{name}={value!r} is not accepted: {accepted}"
         log.warning("refused %s?%s: %s", request.url.path, request.url.query, message)
         return _error(400, message, name, value, accepted)
+
+
+def _http_refusal(request: Request, status: int) -> tuple[str, str, str]:
+    """(field, value, accepted) of a refusal by the router: no such path, or not a GET."""
+    if status == 405:
+        return "method", request.method, "GET (every path of the API is a GET)"
+    return "path", request.url.path, "a path of the API (see /openapi.json) or the page /"
 
 
 def _accepted_for(name: str, error: dict[str, Any]) -> str:
@@ -204,7 +228,10 @@ def _user_routes(app: FastAPI, state: WebState) -> None:
     async def save() -> Response:
         data = orjson.dumps(save_state(em))
         async with state.save_lock:
-            await asyncio.to_thread(write_atomically, state.save_path, data)
+            try:
+                await asyncio.to_thread(write_atomically, state.save_path, data)
+            except OSError as exc:  # disk full (507) or another write failure (500)
+                raise SaveWriteError(state.save_path, exc) from None
         log.info("saved %d units to %s", len(em.units), state.save_path)
         return _json(state.all_units())
 
@@ -236,8 +263,9 @@ def _user_routes(app: FastAPI, state: WebState) -> None:
                       ups_output_power: UpsShown = None, pvc_charge_power: PvShown = None
                       ) -> Response:
         for key, raw in request.query_params.multi_items():
-            if key not in EMU_RULES:
-                raise InvalidValueError(key, raw, f"one of the keys {', '.join(EMU_RULES)}")
+            if key not in EMU_RULES:  # a nameless one (``?=1``) is named "query"
+                raise InvalidValueError(key or "query", raw,
+                                        f"one of the keys {', '.join(EMU_RULES)}")
         given = {"rsoc": rsoc, "charge_discharge_power": charge_discharge_power,
                  "ups_output_power": ups_output_power, "pvc_charge_power": pvc_charge_power}
         values: dict[str, Any] = {k: v for k, v in given.items() if v is not None}

@@ -4,6 +4,9 @@
 - State-changing paths refuse cross-site browser requests: a browser sends ``Sec-Fetch-Site``
   and ``Origin`` with them, so a web page elsewhere cannot drive the emulator through someone's
   browser; apis-main (which sends neither) and the emulator's own page (same origin) pass.
+- A GET carries no body: a request announcing one is refused (400) before any handler.
+
+Every refusal is the JSON error of web/answers.py, naming the header or setting refused.
 """
 
 from __future__ import annotations
@@ -11,22 +14,41 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
+from .answers import error_body, raw_error
 from .routes import Route, state_changing_prefixes
 
-__all__ = ["RequestGuard"]
+__all__ = ["RequestGuard", "Refusal"]
 
 log = logging.getLogger(__name__)
 
 _SAFE_FETCH_SITES = {b"same-origin", b"none"}
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused: the answer's status, message, field, value and rule."""
+
+    status: int
+    message: str
+    field: str
+    value: Any
+    accepted: str
+
+    def body(self) -> bytes:
+        """The JSON error of this refusal."""
+        return error_body(self.message, self.field, self.value, self.accepted)
+
+
 def _networks(allow: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(a, strict=False) for a in allow]
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("latin-1")
 
 
 class RequestGuard:
@@ -42,41 +64,60 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        reason = self._refusal(scope)
-        if reason is None:
+        refusal = self._refusal(scope)
+        if refusal is None:
             await self.app(scope, receive, send)
             return
-        log.warning("403 %s %s: %s", scope.get("client"), scope.get("path"), reason)
-        body = orjson.dumps({"error": reason})
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        log.warning("%d %s %s: %s", refusal.status, scope.get("client"), scope.get("path"),
+                    refusal.message)
+        await raw_error(send, refusal.status, refusal.body())
 
-    def _refusal(self, scope: dict[str, Any]) -> str | None:
-        if self.networks:
-            client = scope.get("client")
-            try:
-                address = ipaddress.ip_address(client[0]) if client else None
-            except ValueError:
-                address = None
-            if address is None or not any(address in n for n in self.networks):
-                return f"client {client[0] if client else '?'} is not in the allow-list"
-        if scope["path"].startswith(self.guarded):
-            return self._cross_site(scope)
-        return None
+    def _refusal(self, scope: dict[str, Any]) -> Refusal | None:
+        """Why the request of ``scope`` is refused, or None to serve it."""
+        headers = dict(scope.get("headers") or [])
+        return (self._client(scope) or _with_body(headers)
+                or (self._cross_site(headers) if scope["path"].startswith(self.guarded)
+                    else None))
+
+    def _client(self, scope: dict[str, Any]) -> Refusal | None:
+        if not self.networks:
+            return None
+        client = scope.get("client")
+        try:
+            address = ipaddress.ip_address(client[0]) if client else None
+        except ValueError:
+            address = None
+        if address is not None and any(address in n for n in self.networks):
+            return None
+        shown = client[0] if client else "?"
+        return Refusal(403, f"client {shown} is not in the allow-list (setting allow)",
+                       "allow", shown, "a client in " + ", ".join(map(str, self.networks)))
 
     @staticmethod
-    def _cross_site(scope: dict[str, Any]) -> str | None:
-        headers = dict(scope.get("headers") or [])
+    def _cross_site(headers: Mapping[bytes, bytes]) -> Refusal | None:
         site = headers.get(b"sec-fetch-site")
         if site is not None and site not in _SAFE_FETCH_SITES:
-            return f"cross-site request ({site.decode(errors='replace')}) to a state-changing path"
+            return Refusal(403, f"cross-site request ({_text(site)}) to a state-changing path",
+                           "Sec-Fetch-Site", _text(site), "same-origin or none")
         origin = headers.get(b"origin")
-        if origin is not None and origin != b"null":
-            host = headers.get(b"host", b"").decode(errors="replace")
-            if urlsplit(origin.decode(errors="replace")).netloc != host:
-                return "request from another origin to a state-changing path"
-        elif origin == b"null":
-            return "request from an opaque origin to a state-changing path"
+        if origin == b"null":
+            return Refusal(403, "request from an opaque origin to a state-changing path",
+                           "Origin", "null", "the emulator's own origin")
+        host = _text(headers.get(b"host")) or ""
+        if origin is not None and urlsplit(_text(origin) or "").netloc != host:
+            return Refusal(403, "request from another origin to a state-changing path",
+                           "Origin", _text(origin), f"the emulator's own origin (http://{host})")
         return None
+
+
+def _with_body(headers: Mapping[bytes, bytes]) -> Refusal | None:
+    """A request that announces a body (every path is a GET, which has none)."""
+    length = headers.get(b"content-length")
+    if b"transfer-encoding" in headers:
+        return Refusal(400, "a request body is not accepted: every path is a GET",
+                       "Transfer-Encoding", _text(headers[b"transfer-encoding"]),
+                       "no body (no Transfer-Encoding, Content-Length 0 or none)")
+    if length is not None and length.strip() not in (b"0", b""):
+        return Refusal(400, "a request body is not accepted: every path is a GET",
+                       "Content-Length", _text(length), "0 or none (no body)")
+    return None

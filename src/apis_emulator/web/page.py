@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from ..engine.units import Units
     from .state import WebState
 
-__all__ = ["install_page", "UNIT_COLUMNS"]
+__all__ = ["install_page", "UNIT_COLUMNS", "TEXT_COLUMNS"]
 
 HERE = Path(__file__).resolve().parent
 _O = {name: i for i, name in enumerate(OUT_FIELDS)}
@@ -85,7 +85,7 @@ UNIT_COLUMNS: dict[str, Callable[[Units], np.ndarray]] = {
     "dig": lambda u: u.dig,  # current limit [A]
     "drg": lambda u: u.drg,  # droop ratio [-]
 }
-_TEXT_COLUMNS = ("display", "mode", "bypass")
+TEXT_COLUMNS = ("display", "mode", "bypass")
 _EXACT_COLUMNS = ("dvg", "dig", "drg", "p1")  # settings: sent back as they are, never rounded
 
 #: The editable fields of a unit (§4.1 ①–⑩): key, number, label, unit, API, hint.
@@ -175,7 +175,7 @@ def install_page(app: FastAPI, state: WebState) -> None:
     @app.get("/api/units", tags=["page"], summary="A compact column table of every unit")
     async def units(fields: Annotated[str | None, Query(
             description="comma-separated columns; default all: "
-                        + ", ".join((*_TEXT_COLUMNS, *UNIT_COLUMNS)))] = None) -> Response:
+                        + ", ".join((*TEXT_COLUMNS, *UNIT_COLUMNS)))] = None) -> Response:
         wanted = _wanted_columns(fields)
         return _json(state.rendered("page-units", ",".join(wanted),
                                     lambda: _unit_table(state.emulator, wanted)))
@@ -216,10 +216,10 @@ def _json_value(value: Any) -> Any:
 
 
 def _wanted_columns(fields: str | None) -> tuple[str, ...]:
-    known = (*_TEXT_COLUMNS, *UNIT_COLUMNS)
+    known = (*TEXT_COLUMNS, *UNIT_COLUMNS)
     if not fields:
         return known
-    wanted = tuple(f.strip() for f in fields.split(",") if f.strip())
+    wanted = tuple(fields.split(","))  # exactly as the OpenAPI pattern says: no spaces
     for name in wanted:
         if name not in known:
             raise InvalidValueError("fields", name, f"columns among {', '.join(known)}")
