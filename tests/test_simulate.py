@@ -298,8 +298,11 @@ def test_cli_simulate_writes_the_files(data_dir, tmp_path):
     summary = read_csv(out / "summary.csv")
     assert tuple(summary[0]) == SUMMARY_COLUMNS
     assert [r[0] for r in summary[1:]] == ["2019/01/01", "2019/01/02", "sum", "avg"]
-    indiv = read_csv(out / "indivLog.csv")
-    assert len(indiv) == 1 + 3 * 2 * 96  # the default interval: 900 s
+    import pyarrow.parquet as pq
+
+    indiv = pq.read_table(out / "indivLog.parquet")  # the default format (issue 11)
+    assert indiv.num_rows == 3 * 2 * 96  # the default interval: 900 s
+    assert indiv.column_names == list(INDIV_COLUMNS)
     assert (tmp_path / "log").is_dir()
 
 

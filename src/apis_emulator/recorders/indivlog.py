@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..engine import OUT_FIELDS, Snapshot
-from .textfmt import encode_column, format_rows
+from .textfmt import encode_column, format_table
 from .worker import RecorderError, SinkWorker, sync_and_close, write_all
 
 if TYPE_CHECKING:
@@ -49,10 +49,16 @@ class UnitsBlock:
 
     @classmethod
     def of(cls, snap: Snapshot) -> UnitsBlock:
-        """The block of one snapshot."""
+        """The block of one snapshot (rsoc exactly as :attr:`Snapshot.rsoc`)."""
         out = snap.out
-        numbers = np.column_stack([snap.rsoc, out[:, _O["pv"]], out[:, _O["load"]],
-                                   np.abs(out[:, _O["flow"]]), snap.wg, out[:, _O["p2"]]])
+        numbers = np.empty((len(snap.ids), 6))
+        np.multiply(snap.energy, 100.0, out=numbers[:, 0])
+        np.divide(numbers[:, 0], snap.capacity, out=numbers[:, 0])
+        numbers[:, 1] = out[:, _O["pv"]]
+        numbers[:, 2] = out[:, _O["load"]]
+        np.abs(out[:, _O["flow"]], out=numbers[:, 3])
+        numbers[:, 4] = snap.wg
+        numbers[:, 5] = out[:, _O["p2"]]
         numbers.setflags(write=False)
         return cls(snap.time, snap.ids, snap.displays, numbers)
 
@@ -72,32 +78,54 @@ def open_new_file(path: Path, header: bytes) -> int:
 
 
 class _Encoder:
-    """Keeps the byte form of the id and display columns while the units stay the same."""
+    """Formats runs of blocks of the same units, keeping the byte form of their id and
+    display columns while the units stay the same."""
 
     def __init__(self) -> None:
         self._key: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._cols: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
-    def __call__(self, block: UnitsBlock, time_text: str) -> bytes:
-        if self._key != (block.ids, block.displays):
-            self._key = (block.ids, block.displays)
-            self._cols = (encode_column(block.ids), encode_column(block.displays))
-        return format_rows(self._cols[0], encode_column([time_text]), self._cols[1],
-                           block.numbers, _DECIMALS)
+    def __call__(self, blocks: list[UnitsBlock]) -> bytes:
+        """The CSV lines of ``blocks`` (all of the same units), in one compiled pass."""
+        first = blocks[0]
+        if self._key != (first.ids, first.displays):
+            self._key = (first.ids, first.displays)
+            self._cols = (encode_column(first.ids), encode_column(first.displays))
+        units = len(first)
+        unit_row = np.tile(np.arange(units, dtype=np.int64), len(blocks))
+        times = encode_column([b.time.strftime(INDIV_TIME_FORMAT) for b in blocks])
+        time_row = np.repeat(np.arange(len(blocks), dtype=np.int64), units)
+        numbers = np.concatenate([b.numbers for b in blocks])
+        return format_table((*self._cols[0], unit_row), (*times, time_row),
+                            (*self._cols[1], unit_row), numbers, _DECIMALS)
+
+
+def same_units(blocks: list[UnitsBlock]) -> list[list[UnitsBlock]]:
+    """``blocks`` in runs of consecutive blocks of the same units (ids and displays)."""
+    runs: list[list[UnitsBlock]] = []
+    for block in blocks:
+        if runs and (block.ids, block.displays) == (runs[-1][0].ids, runs[-1][0].displays):
+            runs[-1].append(block)
+        else:
+            runs.append([block])
+    return runs
 
 
 class IndividualCSV(SinkWorker):
     """Appends the rows of each :class:`UnitsBlock` to a CSV file (rsoc to 4 decimals, powers
-    to 3), from a thread of its own.  The data reach the kernel when the queue runs empty (or
-    every ``max_batch`` blocks); ``fsync`` every ``sync_interval`` wall seconds and at close.
+    to 3), from a thread of its own.  A batch of blocks is formatted in one compiled pass and
+    written in one ``write``.  The data reach the kernel when the queue runs empty (or every
+    ``max_batch`` blocks); ``fsync`` every ``sync_interval`` wall seconds and at close.
+    ``gather``: blocks the producer hands over together (see :class:`~.worker.SinkWorker`).
     """
 
     output = "indivLog"
 
     def __init__(self, path: str | os.PathLike[str], max_items: int = 256, block: bool = True,
-                 sync_interval: float = 10.0):
+                 sync_interval: float = 10.0, gather: int = 1):
         self.path = Path(path)
-        super().__init__(f"individual log {self.path}", max_items=max_items, block=block)
+        super().__init__(f"individual log {self.path}", max_items=max_items, block=block,
+                         gather=gather)
         self._fd = open_new_file(self.path, (",".join(INDIV_COLUMNS) + "\n").encode())
         self._encode = _Encoder()
         self._sync_interval = sync_interval
@@ -121,7 +149,7 @@ class IndividualCSV(SinkWorker):
 
     def handle(self, batch: list[UnitsBlock]) -> None:
         """Write a batch of blocks in one write (in the sink's thread)."""
-        data = b"".join(self._encode(b, b.time.strftime(INDIV_TIME_FORMAT)) for b in batch)
+        data = b"".join(self._encode(run) for run in same_units([b for b in batch if len(b)]))
         write_all(self._fd, data)
         self.rows += sum(len(b) for b in batch)
         self._dirty = True

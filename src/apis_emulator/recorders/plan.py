@@ -8,6 +8,8 @@ into ``--out DIR``, the flags of ``simulate`` overriding them).
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,10 @@ from ..config import Settings
 from ..errors import SettingsError
 from .database import parse_dburl
 
-__all__ = ["RecorderPlan", "HEADLESS_FILES", "INDIV_FORMATS"]
+__all__ = ["RecorderPlan", "HEADLESS_FILES", "INDIV_FORMATS", "HEADLESS_FORMAT",
+           "headless_format"]
+
+log = logging.getLogger(__name__)
 
 #: File names inside ``simulate --out DIR`` (``report`` reads them there).
 HEADLESS_FILES = {"summary": "summary.csv", "indivLog.csv": "indivLog.csv",
@@ -26,6 +31,9 @@ HEADLESS_FILES = {"summary": "summary.csv", "indivLog.csv": "indivLog.csv",
 INDIV_FORMATS = ("csv", "parquet")
 #: Individual-log interval [s] of a headless run when the settings leave it empty.
 HEADLESS_INTERVAL = 900.0
+#: Individual-log format of ``simulate`` when neither a flag nor ``indivLogPath`` chooses:
+#: columnar, a fifth of the CSV's size, read by pandas, polars, DuckDB, R's arrow.
+HEADLESS_FORMAT = "parquet"
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,10 @@ class RecorderPlan:
     drops the item with a count and a log line (served: the event loop never waits).
     ``keep_previous``: files of an earlier run at the same paths are renamed aside (served)
     instead of being replaced (headless: ``--out DIR`` is the run).
+    ``gather_rows``: per-unit rows an individual log's producer gathers before it hands them
+    to the writer's thread (blocking sinks only; served: 1, every sample at once).
+    ``queue_rows``: what an individual log's queue holds at most [rows], whatever the number
+    of units (with ``queue_items`` [samples]).
     """
 
     mode: str = "simulate"
@@ -49,6 +61,8 @@ class RecorderPlan:
     blocking: bool = True
     keep_previous: bool = False
     queue_items: int = 4096  # blocks; served writers drop (and count) only beyond this
+    gather_rows: int = 1
+    queue_rows: int = 1 << 20
     parquet_rows_per_file: int = 1_000_000
     parquet_part_seconds: float = 60.0
     http_timeout: float = 3.0
@@ -66,6 +80,13 @@ class RecorderPlan:
         """Whether anything wants the per-unit samples."""
         return bool(self.indiv_interval) and (self.indiv_log is not None or
                                               self.dburl is not None)
+
+    def indiv_queue(self, units: int) -> tuple[int, int]:
+        """(queue capacity [samples], samples gathered per hand-over) of an individual log
+        of ``units`` units."""
+        units = max(1, int(units))
+        gather = max(1, self.gather_rows // units) if self.blocking else 1
+        return min(self.queue_items, max(2 * gather, self.queue_rows // units)), gather
 
     @classmethod
     def served(cls, settings: Any, **overrides: Any) -> RecorderPlan:
@@ -86,7 +107,8 @@ class RecorderPlan:
                  indiv_interval: float | None = HEADLESS_INTERVAL, indiv_format: str = "csv",
                  database: bool | str | None = True, **overrides: Any) -> RecorderPlan:
         """Everything into ``out_dir``: summary.csv, indivLog.csv (or indivLog.parquet/) and
-        apis-emulator.sqlite; ``database`` may instead be a dburl (postgresql://, http://)."""
+        apis-emulator.sqlite; ``database`` may instead be a dburl (postgresql://, http://).
+        The individual log's rows go to its thread in blocks of 65,536."""
         if indiv_format not in INDIV_FORMATS:
             raise SettingsError("indiv_format", indiv_format, f"one of {', '.join(INDIV_FORMATS)}")
         out = Path(out_dir)
@@ -99,7 +121,8 @@ class RecorderPlan:
             mode="simulate", summary_csv=out / HEADLESS_FILES["summary"] if summary else None,
             indiv_log=(out / HEADLESS_FILES[f"indivLog.{indiv_format}"]) if indiv_interval
             else None,
-            indiv_interval=indiv_interval or None, dburl=dburl, blocking=True)
+            indiv_interval=indiv_interval or None, dburl=dburl, blocking=True,
+            gather_rows=65_536)
         values.update(overrides)
         return cls(**values)
 
@@ -112,16 +135,17 @@ class RecorderPlan:
 
         Files go into ``out_dir`` under :data:`HEADLESS_FILES` names (``report`` reads them
         there).  summary: ``saveToSummaryToCSV``.  Individual log: ``saveIndividualToCSV``,
-        every ``indivLogInterval`` [s] (900 when empty; the flag 0 turns sampling off), as
-        Parquet when ``indivLogPath`` ends in ``.parquet``.  Database: ``dburl`` when
-        ``saveIndividualToDB``; the flag ``database`` is True (apis-emulator.sqlite in
+        every ``indivLogInterval`` [s] (900 when empty; the flag 0 turns sampling off), in
+        the format of ``indivLogPath``'s suffix when the settings set it, else
+        :data:`HEADLESS_FORMAT` (Parquet; CSV when pyarrow is missing).  Database: ``dburl``
+        when ``saveIndividualToDB``; the flag ``database`` is True (apis-emulator.sqlite in
         ``out_dir``), False (none) or a dburl.  ``overrides``: any other plan field.
         """
         interval = settings.indivLogInterval or HEADLESS_INTERVAL
         if indiv_interval is not None:
             interval = indiv_interval
         if indiv_format is None:
-            indiv_format = "parquet" if settings.indivLogPath.endswith(".parquet") else "csv"
+            indiv_format = headless_format(settings.indivLogPath)
         if database is None:
             database = settings.dburl if settings.saveIndividualToDB else False
         if not settings.saveIndividualToCSV:
@@ -130,3 +154,17 @@ class RecorderPlan:
             out_dir, summary=settings.saveToSummaryToCSV if summary is None else summary,
             indiv_interval=interval or None, indiv_format=indiv_format, database=database,
             **overrides)
+
+
+def headless_format(indiv_log_path: str) -> str:
+    """The individual-log format of ``simulate`` without a flag: that of ``indivLogPath``
+    when the settings changed it from its default, else :data:`HEADLESS_FORMAT` (CSV, with a
+    log line, when pyarrow cannot be imported)."""
+    default = Settings.__dataclass_fields__["indivLogPath"].default
+    if indiv_log_path != default:
+        return "parquet" if indiv_log_path.endswith(".parquet") else "csv"
+    if HEADLESS_FORMAT == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        log.warning("pyarrow is missing: the individual log is written as CSV "
+                    "(pip install 'apis-emulator[parquet]' for the default Parquet log)")
+        return "csv"
+    return HEADLESS_FORMAT

@@ -81,11 +81,13 @@ def _deals_csv(plan: RecorderPlan, run: RunInfo) -> Sink | None:
 def _individual_log(plan: RecorderPlan, run: RunInfo) -> Sink | None:
     if plan.indiv_log is None or not plan.indiv_interval:
         return None
+    max_items, gather = plan.indiv_queue(run.units)
     if plan.indiv_log.suffix == ".parquet":
         return IndividualParquet(plan.indiv_log, rows_per_file=plan.parquet_rows_per_file,
                                  part_seconds=plan.parquet_part_seconds,
-                                 max_items=plan.queue_items, block=plan.blocking)
-    return IndividualCSV(plan.indiv_log, max_items=plan.queue_items, block=plan.blocking)
+                                 max_items=max_items, block=plan.blocking, gather=gather)
+    return IndividualCSV(plan.indiv_log, max_items=max_items, block=plan.blocking,
+                         gather=gather)
 
 
 def _dburl_kind(plan: RecorderPlan) -> str | None:

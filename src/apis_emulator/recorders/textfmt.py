@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["format_rows", "encode_column", "csv_field"]
+__all__ = ["format_rows", "format_table", "TextColumn", "encode_column", "csv_field"]
 
 _NEEDS_QUOTES = frozenset(',"\r\n')
 
@@ -64,8 +64,9 @@ def _put_fixed(buf: np.ndarray, pos: int, value: float, decimals: int,
 
 
 @njit(cache=True, nogil=True)
-def _format(a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.ndarray, c: np.ndarray,
-            c_len: np.ndarray, numbers: np.ndarray,
+def _format(a: np.ndarray, a_len: np.ndarray, a_row: np.ndarray, b: np.ndarray,
+            b_len: np.ndarray, b_row: np.ndarray, c: np.ndarray, c_len: np.ndarray,
+            c_row: np.ndarray, numbers: np.ndarray,
             decimals: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     n_rows, n_cols = numbers.shape
     size = n_rows * (a.shape[1] + b.shape[1] + c.shape[1] + 3 + n_cols * 24 + 1)
@@ -73,8 +74,8 @@ def _format(a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.ndarray, 
     digits = np.empty(24, dtype=np.uint8)
     pos = 0
     for i in range(n_rows):
-        for text, length, row in ((a, a_len, i), (b, b_len, 0 if b.shape[0] == 1 else i),
-                                  (c, c_len, i)):
+        for text, length, row in ((a, a_len, a_row[i]), (b, b_len, b_row[i]),
+                                  (c, c_len, c_row[i])):
             for k in range(length[row]):
                 buf[pos] = text[row, k]
                 pos += 1
@@ -89,13 +90,28 @@ def _format(a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.ndarray, 
     return buf[:pos]
 
 
-def format_rows(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
-                third: tuple[np.ndarray, np.ndarray], numbers: np.ndarray,
-                decimals: np.ndarray) -> bytes:
-    """CSV lines: three text columns (from :func:`encode_column`; a one-row column repeats)
-    then the numbers in fixed point with ``decimals[j]`` digits; NaN or |value| >= 1e14 gives
-    an empty field."""
-    text: bytes = _format(first[0], first[1], second[0], second[1], third[0], third[1],
+#: A text column for :func:`format_table`: the encoded texts (:func:`encode_column`) and, per
+#: row of the table, which of them it shows.
+TextColumn = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def format_table(first: TextColumn, second: TextColumn, third: TextColumn,
+                 numbers: np.ndarray, decimals: np.ndarray) -> bytes:
+    """CSV lines: three text columns, each (matrix, lengths, row index per line), then the
+    numbers in fixed point with ``decimals[j]`` digits; NaN or |value| >= 1e14 gives an empty
+    field.  One compiled pass over the whole table."""
+    text: bytes = _format(*first, *second, *third,
                           np.ascontiguousarray(numbers, dtype=np.float64),
                           np.asarray(decimals, dtype=np.int64)).tobytes()
     return text
+
+
+def format_rows(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
+                third: tuple[np.ndarray, np.ndarray], numbers: np.ndarray,
+                decimals: np.ndarray) -> bytes:
+    """CSV lines: three text columns (from :func:`encode_column`, one text per row; a one-row
+    column repeats) then the numbers (see :func:`format_table`)."""
+    rows = np.arange(numbers.shape[0], dtype=np.int64)
+    zeros = np.zeros_like(rows)
+    a, b, c = ((m, n, zeros if m.shape[0] == 1 else rows) for m, n in (first, second, third))
+    return format_table(a, b, c, numbers, decimals)
