@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -101,6 +102,9 @@ class Settings:
     b_port: int = field(default=4390, metadata=_int(0, 65535))
     #: Client networks allowed to connect (§11); empty = everybody who can reach the port.
     allow: tuple[str, ...] = field(default=(), metadata={"kind": "strlist"})
+    #: Host names the server answers to besides localhost and IP addresses (DNS rebinding):
+    #: "emulator.lan", ".lab.example" (the name and every name under it), "*" (any).
+    allowedHosts: tuple[str, ...] = field(default=(), metadata={"kind": "hostlist"})
     # --- DC/DC mode tables (§7.1) ---
     modes: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODES),
                                      metadata={"kind": "modes"})
@@ -237,6 +241,20 @@ def _check_strlist(name: str, value: Any, meta: Mapping[str, Any]) -> tuple[str,
     return tuple(value)
 
 
+_LABEL = r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?"
+#: An allowedHosts entry: a name (``.name`` for it and the names under it), or ``*``.
+_HOST_NAME = re.compile(rf"^(\*|\.?{_LABEL}(\.{_LABEL})*)$")
+
+
+def _check_hostlist(name: str, value: Any, meta: Mapping[str, Any]) -> tuple[str, ...]:
+    names = _check_strlist(name, value, meta)
+    for host in names:
+        if not _HOST_NAME.match(host.lower().rstrip(".")):
+            raise SettingsError(name, host, "host names without scheme or port, e.g. "
+                                            "emulator.lan, .lab.example (and names under it), *")
+    return tuple(h.lower().rstrip(".") for h in names)
+
+
 def _check_modes(name: str, value: Any, meta: Mapping[str, Any]) -> dict[str, str]:
     accepted = f"a table with exactly the keys {', '.join(MODE_CODES)} and string values"
     if not isinstance(value, Mapping) or set(value) != set(MODE_CODES) or not all(
@@ -277,6 +295,7 @@ def _check_units(name: str, value: Any, meta: Mapping[str, Any]) -> dict[str, di
 
 _CHECKERS = {"number": _check_number, "optnumber": _check_optnumber, "int": _check_int,
              "bool": _check_bool, "str": _check_str, "strlist": _check_strlist,
+             "hostlist": _check_hostlist,
              "modes": _check_modes, "datetime": _check_datetime, "units": _check_units}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -119,7 +119,8 @@ def create_app(emulator: Emulator, settings: Settings,
                               "Sign convention: ig > 0 = current from the DC grid into the unit.")
     app.state.web = state
     app.add_middleware(FastReads, state=state)
-    app.add_middleware(RequestGuard, allow=settings.allow)  # added last: runs first
+    app.add_middleware(RequestGuard, allow=settings.allow,  # added last: runs first
+                       allowed_hosts=settings.allowedHosts)
     _install_errors(app, state)
     install_openapi(app)
     _user_routes(app, state)

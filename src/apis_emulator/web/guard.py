@@ -1,6 +1,10 @@
 """Who may talk to the emulator (specification §11), enforced by the server itself.
 
 - An optional allow-list of client addresses/networks (settings ``allow``): others get 403.
+- The ``Host`` a request names must be one the server is reachable by: ``localhost`` (and
+  names under ``.localhost``), an IP address, or a name of the setting ``allowedHosts``.  A web
+  page on a name its owner points at 127.0.0.1 (DNS rebinding) is "same origin" for the browser,
+  so only the name it sends tells it apart: such a request gets 403 naming the setting.
 - State-changing paths refuse cross-site browser requests: a browser sends ``Sec-Fetch-Site``
   and ``Origin`` with them, so a web page elsewhere cannot drive the emulator through someone's
   browser; apis-main (which sends neither) and the emulator's own page (same origin) pass.
@@ -21,7 +25,7 @@ from urllib.parse import urlsplit
 from .answers import error_body, raw_error
 from .routes import Route, state_changing_prefixes
 
-__all__ = ["RequestGuard", "Refusal"]
+__all__ = ["RequestGuard", "Refusal", "HostCheck"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,54 @@ class Refusal:
         return error_body(self.message, self.field, self.value, self.accepted)
 
 
+@dataclass(frozen=True)
+class HostCheck:
+    """Whether a ``Host`` header names this server: localhost, an IP address, or a name of
+    ``allowed`` (the setting allowedHosts: exact names, ``.suffix`` for a name and the names
+    under it, ``*`` for any)."""
+
+    allowed: tuple[str, ...] = ()
+
+    def accepts(self, host: str) -> bool:
+        """Whether ``host`` (a Host header's name, without its port) is accepted."""
+        name = host.lower().rstrip(".")
+        if name == "localhost" or name.endswith(".localhost") or _is_address(name):
+            return True
+        return any(a == "*" or name == a or (a.startswith(".") and (name.endswith(a)
+                                                                     or name == a[1:]))
+                   for a in self.allowed)
+
+    def refusal(self, raw: bytes | None) -> Refusal | None:
+        """The 403 for a Host header naming another server (None: accepted, or no Host)."""
+        if raw is None:
+            return None  # HTTP/1.0 without Host: not a browser
+        header = raw.decode("latin-1")
+        if self.accepts(_host_name(header)):
+            return None
+        listed = ", ".join(self.allowed) or "none"
+        accepted = ("localhost, an IP address, or a name of the setting allowedHosts "
+                    f"(now: {listed})")
+        return Refusal(403, f"Host {header!r} is not a name of this server: to reach it under "
+                            "this name, add the name to the setting allowedHosts "
+                            "(APIS_EMULATOR_ALLOWEDHOSTS or the settings file)",
+                       "Host", header, accepted)
+
+
+def _host_name(header: str) -> str:
+    """The name of a Host header: without its port; an IPv6 literal without brackets."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _networks(allow: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(a, strict=False) for a in allow]
 
@@ -55,10 +107,12 @@ class RequestGuard:
     """Pure ASGI middleware (cheap on the hot path: a few header look-ups)."""
 
     def __init__(self, app: Any, allow: Iterable[str] = (),
-                 routes: Mapping[str, Route] | None = None):
+                 routes: Mapping[str, Route] | None = None,
+                 allowed_hosts: Iterable[str] = ()):
         self.app = app
         self.networks = _networks(allow)
         self.guarded = state_changing_prefixes(routes)
+        self.hosts = HostCheck(tuple(allowed_hosts))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -75,7 +129,8 @@ class RequestGuard:
     def _refusal(self, scope: dict[str, Any]) -> Refusal | None:
         """Why the request of ``scope`` is refused, or None to serve it."""
         headers = dict(scope.get("headers") or [])
-        return (self._client(scope) or _with_body(headers)
+        return (self._client(scope) or self.hosts.refusal(headers.get(b"host"))
+                or _with_body(headers)
                 or (self._cross_site(headers) if scope["path"].startswith(self.guarded)
                     else None))
 
