@@ -18,15 +18,12 @@ from pathlib import Path
 import pytest
 
 distributed = pytest.importorskip("distributed")
+psutil = pytest.importorskip("psutil")  # a dependency of distributed
+SchedulerPlugin = pytest.importorskip("distributed.diagnostics.plugin").SchedulerPlugin
 
-from apis_emulator.config import load_settings  # noqa: E402
-from apis_emulator.control import build_controller, controller_step  # noqa: E402
-from apis_emulator.engine import Emulator  # noqa: E402
-from apis_emulator.inputs import load_dataset  # noqa: E402
 from apis_emulator.report import report  # noqa: E402
-from apis_emulator.runner import simulate  # noqa: E402
-from apis_emulator.sweep import load_sweep, run_sweep  # noqa: E402
-from apis_emulator.sweep.task import KPIS, SHARING_KPIS, TMP_PREFIX  # noqa: E402
+from apis_emulator.sweep import load_sweep, pending_runs, run_sweep  # noqa: E402
+from apis_emulator.sweep.task import KPIS, SHARING_KPIS, TMP_PREFIX, is_done  # noqa: E402
 
 DASK = Path(sys.executable).parent / "dask"
 
@@ -58,17 +55,33 @@ def mtimes(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
 
 
-def plain_simulate(sweep_data: Path, out: Path, days: float, units: int, controller: str = "none",
-                   **settings) -> Path:
-    """The same run by `simulate` itself (its default step with a controller); returns out."""
-    values = {"UPS_TRIGGER_AC_ON": 20.0, **settings}
-    if controller != "none":
-        values.setdefault("step", controller_step(1.0))
-    em = Emulator(load_settings(None, env={}, overrides=values).with_defaults_for("simulate"),
-                  load_dataset(sweep_data), units)
-    simulate(em, days, out, indiv_interval=None, progress=False, database=False,
-             handle_signals=False, controller=build_controller(controller, em))
-    return out
+def simulate_commands(sweep_data: Path, here: Path, runs: dict[str, dict]) -> dict[str, Path]:
+    """Each run by the `apis-emulator simulate` command itself, as separate processes at once.
+
+    ``runs``: name → {"controller": …, "step": … (optional), any setting: value}; every run
+    has 4 units for 2 days on ``sweep_data`` with ``UPS_TRIGGER_AC_ON = 20.0``, its settings
+    in a ``--config`` file, no individual log.  Returns name → the run's output folder.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APIS_EMULATOR_")}
+    started = {}
+    for name, run in runs.items():
+        folder = here / name
+        folder.mkdir(parents=True)
+        settings = {"UPS_TRIGGER_AC_ON": 20.0, **{k: v for k, v in run.items()
+                                                  if k not in ("controller", "step")}}
+        (folder / "settings.toml").write_text(
+            "".join(f"{k} = {float(v)!r}\n" for k, v in settings.items()), encoding="utf-8")
+        flags = ["--step", str(run["step"])] if "step" in run else []
+        started[name] = subprocess.Popen(
+            [sys.executable, "-m", "apis_emulator", "simulate", "--units", "4", "--days", "2",
+             "--data", str(sweep_data), "--config", str(folder / "settings.toml"),
+             "--controller", run.get("controller", "none"), "--indiv-interval", "0",
+             "--no-progress", "--out", str(folder / "out"), *flags],
+            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for proc in started.values():
+        output = proc.communicate(timeout=300)[0].decode()
+        assert proc.returncode == 0, output
+    return {name: here / name / "out" for name in runs}
 
 
 def outputs(folder: Path) -> dict[str, bytes]:
@@ -136,22 +149,44 @@ def dask_processes(tmp_path_factory):
 
 
 def test_local_cluster_gives_the_numbers_of_simulate(local_sweep, sweep_data, tmp_path):
-    """Each run of the 2×2 sweep wrote what a plain `simulate` run writes, bit for bit, and
-    its row has the KPIs of that run's `sum` row exactly."""
+    """Each run of the 2×2 sweep on a LocalCluster of 2 workers wrote what four
+    `apis-emulator simulate` commands of the same parameters write, bit for bit, and its row
+    has the KPIs of that run's `sum` row exactly."""
     out, table = local_sweep
     rows = records(table)
-    assert [(r["status"], r["controller"]) for r in rows] == [
-        ("ok", "none"), ("ok", "apis"), ("ok", "none"), ("ok", "apis")]
+    assert [(r["status"], r["batterySize"], r["controller"]) for r in rows] == [
+        ("ok", 2400.0, "none"), ("ok", 2400.0, "apis"), ("ok", 4800.0, "none"),
+        ("ok", 4800.0, "apis")]
+    plain = simulate_commands(sweep_data, tmp_path, {
+        r["run_id"]: {"controller": r["controller"], "batterySize": r["batterySize"]}
+        for r in rows})
     for row in rows:
-        plain = plain_simulate(sweep_data, tmp_path / row["run_id"], 2, 4, row["controller"],
-                               batterySize=row["batterySize"])
-        assert outputs(out / "runs" / row["run_id"]) == outputs(plain)
-        total = next(r for r in read_rows(plain / "summary.csv") if r["time"] == "sum")
-        assert all(row[k] == float(total[k]) for k in (*KPIS, "shared_in", "shared_out")
-                   if total[k])  # exactly, not approximately
-        assert (row["deals"] is None) == (row["controller"] == "none")
+        assert outputs(out / "runs" / row["run_id"]) == outputs(plain[row["run_id"]])
+        total = next(r for r in read_rows(plain[row["run_id"]] / "summary.csv")
+                     if r["time"] == "sum")
+        assert {k: row[k] for k in (*KPIS, *SHARING_KPIS)} == {
+            k: float(total[k]) if total[k] else None for k in (*KPIS, *SHARING_KPIS)}
+    assert rows[3]["deals"] > 0  # sharing happened (2400 Wh batteries never reach 2880 Wh)
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(r["run_id"] for r in rows)
     assert sorted(outputs(out / "runs" / rows[1]["run_id"])) == ["deals.csv", "summary.csv"]
+
+
+def test_the_table_has_its_columns_in_csv_and_parquet(local_sweep):
+    """runs.csv: run_id, status, the axes, the KPIs with the shared energy and deals, wall_s,
+    error; runs.parquet holds the same rows."""
+    pandas = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    out, table = local_sweep
+    with open(out / "runs.csv", newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh))
+    assert header == ["run_id", "status", "batterySize", "controller", "pv", "demand", "acin",
+                      "wasted", "loss", "ssr_real", "ssr_pv", "sor", "shared_in", "shared_out",
+                      "deals", "wall_s", "error"]
+    assert list(table.columns) == header
+    parquet = pandas.read_parquet(out / "runs.parquet")
+    assert list(parquet.columns) == header
+    assert records(parquet) == records(table)
+    assert all(r["wall_s"] > 0 and r["error"] is None for r in records(parquet))
 
 
 def test_dask_scheduler_and_workers_give_the_same_table(local_sweep, dask_processes, sweep_data,
@@ -168,45 +203,101 @@ def test_dask_scheduler_and_workers_give_the_same_table(local_sweep, dask_proces
             run / "summary.csv").read_bytes()
 
 
-def _kill_a_busy_worker(client, runs_dir: Path, killed: dict) -> None:
-    """Wait until a run has been going for a while on a worker; SIGKILL that worker."""
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _kill_mid_run(client, runs_dir: Path, killed: dict) -> None:
+    """Wait until a worker runs a run that has started writing its folder; SIGKILL that
+    worker; record the run and the partial folders it left (no run.json: cut short)."""
+    def executing(dask_worker) -> list[str]:  # nested: sent by value to `dask worker`
+        return [str(ts.key) for ts in dask_worker.state.executing]
+
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        busy = {w: keys for w, keys in client.processing().items()
-                if any(str(k).startswith("apis-run-") for k in keys)}
-        if busy and any(runs_dir.glob(f"{TMP_PREFIX}*")):
-            time.sleep(0.4)  # well inside a run of about 1.5 s
-            worker, keys = next(iter(busy.items()))
-            pid = client.run(os.getpid, workers=[worker])[worker]
-            killed.update(worker=worker, keys=list(keys), pid=pid)
-            os.kill(pid, signal.SIGKILL)
-            return
-        time.sleep(0.05)
+        for worker, keys in client.run(executing).items():
+            run_ids = [key.split("-")[2] for key in keys if key.startswith("apis-run-")]
+            partial = [p for r in run_ids for p in runs_dir.glob(f"{TMP_PREFIX}{r}-*")
+                       if (p / "summary.csv").is_file()]
+            if partial:
+                pid = client.run(os.getpid, workers=[worker])[worker]
+                os.kill(pid, signal.SIGKILL)
+                while not _gone(pid):
+                    time.sleep(0.01)
+                killed.update(run_ids=run_ids, left=[
+                    p.name for p in partial if p.is_dir() and not (p / "run.json").exists()])
+                return
+        time.sleep(0.02)
 
 
 def test_a_killed_worker_loses_nothing(dask_processes, sweep_data, tmp_path):
-    """SIGKILL of a worker mid-run: Dask runs its task elsewhere; every run completes with
-    the numbers of `simulate`, and no partial folder is left."""
+    """SIGKILL of a `dask worker` in the middle of a run: Dask runs its task again, every run
+    completes, the killed one with the numbers of `simulate`, and no partial folder is left."""
     sweep = {"sweep": {"days": 2, "units": 4, "data": str(sweep_data), "step": 0.02},
+             "settings": {"UPS_TRIGGER_AC_ON": 20.0},
              "axes": {"batterySize": [2400.0, 4800.0], "initialRsoc": [30.0, 70.0]}}
     # Δt 0.02 s: runs of about 1.5 s, long enough to kill a worker in the middle of one
     out = tmp_path / "sweep"
     killed: dict = {}
     with distributed.Client(dask_processes) as watcher:
-        killer = threading.Thread(target=_kill_a_busy_worker,
-                                  args=(watcher, out / "runs", killed))
+        killer = threading.Thread(target=_kill_mid_run, args=(watcher, out / "runs", killed))
         killer.start()
         table = run_sweep(sweep, out, scheduler=dask_processes)
         killer.join()
-    assert killed, "no worker was killed"
+    assert killed.get("left"), f"no worker was killed in the middle of a run: {killed}"
     rows = records(table)
     assert [r["status"] for r in rows] == ["ok"] * 4
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(r["run_id"] for r in rows)
-    victim = next(r for r in rows if any(r["run_id"] in str(k) for k in killed["keys"]))
-    plain = plain_simulate(sweep_data, tmp_path / "plain", 2, 4, step=0.02,
-                           UPS_TRIGGER_AC_ON=20.0, batterySize=victim["batterySize"],
-                           initialRsoc=victim["initialRsoc"])
-    assert outputs(out / "runs" / victim["run_id"]) == outputs(plain)
+    victim = next(r for r in rows if r["run_id"] in killed["run_ids"])
+    plain = simulate_commands(sweep_data, tmp_path / "plain", {"victim": {
+        "step": 0.02, "batterySize": victim["batterySize"],
+        "initialRsoc": victim["initialRsoc"]}})
+    assert outputs(out / "runs" / victim["run_id"]) == outputs(plain["victim"])
+
+
+class DataDependencies(SchedulerPlugin):
+    """On the scheduler: the data each run task depends on when it starts, and where it is."""
+
+    name = "sweep-test-data-dependencies"
+
+    def __init__(self) -> None:
+        self.started: list[dict] = []
+
+    async def start(self, scheduler) -> None:
+        self.scheduler = scheduler
+
+    def transition(self, key, start, finish, *args, **kwargs) -> None:
+        if finish == "processing" and str(key).startswith("apis-run-"):
+            deps = self.scheduler.tasks[key].dependencies
+            self.started.append({str(d.key): sorted(w.address for w in d.who_has or ())
+                                 for d in deps})
+
+
+def _started(dask_scheduler) -> list[dict]:
+    return dask_scheduler.plugins[DataDependencies.name].started
+
+
+def test_the_data_set_goes_to_each_worker_once_and_the_bar_shows_the_dashboard(
+        client, sweep_data, tmp_path, capsys):
+    """The data set is scattered to both workers before any run starts, and every run task
+    refers to that one copy (it is not shipped with each task).  The progress bar counts runs
+    done / total and shows the Dask dashboard's address."""
+    client.register_plugin(DataDependencies())
+    try:
+        run_sweep(two_by_two(sweep_data), tmp_path / "sweep", client=client, progress=True)
+        started = client.run_on_scheduler(_started)
+    finally:
+        client.unregister_scheduler_plugin(DataDependencies.name)
+    workers = sorted(client.scheduler_info()["workers"])
+    assert len(started) == 4 and all(len(deps) == 1 for deps in started)
+    assert len({key for deps in started for key in deps}) == 1  # the same data for all
+    assert all(list(deps.values()) == [workers] for deps in started)  # on both, from the start
+    assert next(iter(started[0])).startswith("DataSet-")
+    err = capsys.readouterr().err
+    assert "4/4" in err and f"dashboard={client.dashboard_link}" in err
 
 
 def _inject_fault(battery_wh: float | None) -> None:
@@ -282,7 +373,9 @@ def test_report_on_a_sweep_folder(local_sweep, tmp_path):
 
 
 def test_ctrl_c_leaves_only_complete_runs(sweep_data, tmp_path):
-    """SIGINT to `apis-emulator sweep`: exit 130, only complete run folders, their rows."""
+    """Ctrl-C in a terminal (SIGINT to the command's process group, its local Dask workers
+    included) once a run is done: exit 130, only complete run folders, their rows in
+    runs.csv, and the rest still to run."""
     sweep = tmp_path / "s.toml"
     sweep.write_text(f'[sweep]\ndays = 2\nunits = 4\nstep = 0.05\ndata = "{sweep_data}"\n\n'
                      "[axes]\nbatterySize = [2400.0, 3600.0, 4800.0, 6000.0, 7200.0, 8400.0]\n",
@@ -290,17 +383,19 @@ def test_ctrl_c_leaves_only_complete_runs(sweep_data, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "apis_emulator", "sweep", str(sweep),
                              "--out", str(out), "--workers", "2", "--no-progress"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not any(
             p.is_dir() and not p.name.startswith(".") for p in (out / "runs").glob("*")):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     output = proc.communicate(timeout=60)[0].decode()
     assert proc.returncode == 130, output
-    folders = [p for p in (out / "runs").iterdir()]
-    assert folders and all((p / "run.json").is_file() for p in folders), output
-    assert not [p for p in folders if p.name.startswith(TMP_PREFIX)]
+    assert "Traceback" not in output, output
+    folders = list((out / "runs").iterdir())
+    assert folders and all(is_done(p) for p in folders), output
     rows = read_rows(out / "runs.csv")
     assert sorted(r["run_id"] for r in rows) == sorted(p.name for p in folders)
     assert len(rows) < 6 and len(load_sweep(sweep).runs) == 6
+    assert len(pending_runs(load_sweep(sweep), out)) == 6 - len(rows)
