@@ -100,8 +100,8 @@ def test_parquet_holds_every_block_with_its_units_and_full_precision(tmp_path):
 
 @pytest.mark.parametrize(("units", "gather", "queue"), [
     (100, 655, 4096),      # 65,536 rows per hand-over; 4,096 samples queued at most
-    (10_000, 6, 104),      # the queue holds at most 2^20 rows, whatever the units
-    (100_000, 1, 10),      # a sample is more than a hand-over: each goes alone
+    (10_000, 6, 52),       # the queue holds at most 2^19 rows, whatever the units
+    (100_000, 1, 5),       # a sample is more than a hand-over: each goes alone
 ])
 def test_an_individual_logs_queue_is_bounded_in_rows(units, gather, queue):
     plan = RecorderPlan.headless("out")

@@ -34,7 +34,7 @@ def plan_of(flags: dict[str, Any] | None = None, **settings: Any) -> RecorderPla
 
 def test_default_settings_give_summary_and_log_in_the_out_dir_and_no_database() -> None:
     """saveToSummaryToCSV and saveIndividualToCSV are on, saveIndividualToDB off; 900 s; the
-    log is Parquet (issue 11: a fifth of the CSV's size)."""
+    log is Parquet (issue 11: about a quarter of the CSV's size)."""
     plan = plan_of()
     assert plan.summary_csv == OUT / "summary.csv"
     assert plan.indiv_log == OUT / "indivLog.parquet"

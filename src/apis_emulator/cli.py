@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "and dburl; off unless set)")
     sim.add_argument("--indiv-format", choices=("csv", "parquet"),
                      help="individual-log format (default: parquet, a directory of Parquet "
-                          "parts, a fifth of the CSV's size; the suffix of the settings' "
+                          "parts, about a quarter of the CSV's size; the suffix of the settings' "
                           "indivLogPath when they set it)")
     sim.add_argument("--no-progress", action="store_true", help="no progress bar")
     _common(sim)

@@ -25,7 +25,7 @@ __all__ = ["CHUNK_BYTES", "Line", "line_blocks", "count_lines", "numbered_lines"
 
 #: Bytes of text read, decoded and parsed at once: large enough for numpy's parser to pay
 #: off, small next to a data set.
-CHUNK_BYTES = 1 << 22
+CHUNK_BYTES = 1 << 19
 
 #: A non-empty line of a file: (its 1-based line number, its text without the line break).
 Line = tuple[int, str]

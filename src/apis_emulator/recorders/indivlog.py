@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,28 +40,39 @@ class UnitsBlock:
     """The per-unit values of one snapshot, shared read-only by every per-unit sink.
 
     ``numbers`` has one row per unit and the columns ``INDIV_COLUMNS[3:]``: rsoc [%], then
-    powers [W].
+    powers [W].  It is made on first use from the snapshot's read-only arrays, so in the
+    sink's thread while the stepping goes on (the compiled step releases the interpreter
+    lock); the block keeps only the arrays it needs (10 numbers a unit).
     """
 
     time: dt.datetime
     ids: tuple[str, ...]
     displays: tuple[str, ...]
-    numbers: np.ndarray
+    energy: np.ndarray = field(repr=False)  # [Wh]
+    capacity: np.ndarray = field(repr=False)  # [Wh]
+    out: np.ndarray = field(repr=False)  # columns OUT_FIELDS [W]
+    wg: np.ndarray = field(repr=False)  # [W], > 0 into the unit
 
     @classmethod
     def of(cls, snap: Snapshot) -> UnitsBlock:
-        """The block of one snapshot (rsoc exactly as :attr:`Snapshot.rsoc`)."""
-        out = snap.out
-        numbers = np.empty((len(snap.ids), 6))
-        np.multiply(snap.energy, 100.0, out=numbers[:, 0])
-        np.divide(numbers[:, 0], snap.capacity, out=numbers[:, 0])
+        """The block of one snapshot (its arrays are read-only copies: no copy here)."""
+        return cls(snap.time, snap.ids, snap.displays, snap.energy, snap.capacity, snap.out,
+                   snap.wg)
+
+    @cached_property
+    def numbers(self) -> np.ndarray:
+        """(units, 6): rsoc exactly as :attr:`Snapshot.rsoc`, pv, load, |flow|, wg, p2."""
+        out = self.out
+        numbers = np.empty((len(self.ids), 6))
+        np.multiply(self.energy, 100.0, out=numbers[:, 0])
+        np.divide(numbers[:, 0], self.capacity, out=numbers[:, 0])
         numbers[:, 1] = out[:, _O["pv"]]
         numbers[:, 2] = out[:, _O["load"]]
         np.abs(out[:, _O["flow"]], out=numbers[:, 3])
-        numbers[:, 4] = snap.wg
+        numbers[:, 4] = self.wg
         numbers[:, 5] = out[:, _O["p2"]]
         numbers.setflags(write=False)
-        return cls(snap.time, snap.ids, snap.displays, numbers)
+        return numbers
 
     def __len__(self) -> int:
         return len(self.ids)

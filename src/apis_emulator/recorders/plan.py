@@ -32,7 +32,7 @@ INDIV_FORMATS = ("csv", "parquet")
 #: Individual-log interval [s] of a headless run when the settings leave it empty.
 HEADLESS_INTERVAL = 900.0
 #: Individual-log format of ``simulate`` when neither a flag nor ``indivLogPath`` chooses:
-#: columnar, a fifth of the CSV's size, read by pandas, polars, DuckDB, R's arrow.
+#: columnar, about a quarter of the CSV's size, read by pandas, polars, DuckDB, R's arrow.
 HEADLESS_FORMAT = "parquet"
 
 
@@ -62,7 +62,7 @@ class RecorderPlan:
     keep_previous: bool = False
     queue_items: int = 4096  # blocks; served writers drop (and count) only beyond this
     gather_rows: int = 1
-    queue_rows: int = 1 << 20
+    queue_rows: int = 1 << 19
     parquet_rows_per_file: int = 1_000_000
     parquet_part_seconds: float = 60.0
     http_timeout: float = 3.0
