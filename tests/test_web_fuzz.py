@@ -148,9 +148,22 @@ class Fuzzer:
             expected_field = expected_field if response.status_code == 400 else "oesid"
         if 400 <= response.status_code < 500:
             self.check_refusal(case, response, before, expected_field)
-        # an acceleration the machine cannot follow drops emulated time, as documented
+        # an acceleration the machine cannot follow drops emulated time, as documented; the
+        # runner books the drop at its next ticks, which must not be blamed on the next case
         own_pace = case.operation.path == "/set/acc/{newacc}" and response.status_code == 200
+        if own_pace:
+            self.wait_ticks(3)
         self.check_pace(clock, dropping_allowed=own_pace)
+
+    def wait_ticks(self, ticks: int) -> None:
+        """Until the runner has ticked ``ticks`` times (bounded wait)."""
+        seen, last = 0, self.status()["emulated_s"]
+        deadline = time.monotonic() + 30.0
+        while seen < ticks:
+            assert time.monotonic() < deadline, "the runner stopped ticking"
+            time.sleep(0.05)
+            now = self.status()["emulated_s"]
+            seen, last = seen + (now != last), now
 
     def check_refusal(self, case: Case, response: Any, before: dict[str, Any],
                       expected_field: str | None) -> None:

@@ -16,10 +16,18 @@ from ..recorders import ServedRecording
 from ..runner import RealTimeRunner
 from ..runner.schedule import Schedule
 from .app import create_app
+from .protocol import MAX_HEAD, LimitedHttpProtocol
 
 __all__ = ["serve", "build_server"]
 
 log = logging.getLogger(__name__)
+
+#: [s] an idle kept-alive connection is closed after this: above apis-main's 5 s poll, so each
+#: poller keeps its connection (docs/reliability.md, measured by bench/http_limits.py).
+KEEP_ALIVE_S = 20
+#: Connections and requests at once beyond which a request gets 503: far above what idle or
+#: slow connections (closed after protocol.HEAD_TIMEOUT) can pile up to before they are closed.
+MAX_CONNECTIONS = 4096
 
 
 class _Server(uvicorn.Server):
@@ -61,7 +69,9 @@ def build_server(emulator: Emulator, settings: Settings, controller: Controller 
     app.state.web.on_shutdown.append(close)
     config = uvicorn.Config(app, host=settings.b_host, port=settings.b_port, log_config=None,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=5,
-                            loop="auto", http="auto")
+                            loop="auto", http=LimitedHttpProtocol,
+                            timeout_keep_alive=KEEP_ALIVE_S, limit_concurrency=MAX_CONNECTIONS,
+                            h11_max_incomplete_event_size=MAX_HEAD)  # if run on h11 instead
     return _Server(config)
 
 
