@@ -203,6 +203,7 @@ def main() -> int:
 
 
 def _measure(url: str, pid: int, args: argparse.Namespace) -> None:
+    poll(url, 3.0)  # warm-up: first renders, the runner's first ticks
     baseline = poll(url, 10.0)
     rss_before = rss_mb(pid)
     behind_before = httpx.get(url + "/api/status").json()["behind_s"]
