@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,25 @@ def test_simulate_writes_parquet_by_default_and_csv_without_pyarrow(monkeypatch,
         plan = RecorderPlan.for_simulate(settings, "o")
     assert plan.indiv_log == Path("o/indivLog.csv")
     assert "pyarrow is missing" in caplog.text
+
+
+def test_gathered_samples_are_handed_over_after_gather_seconds(tmp_path):
+    """A producer slower than ``gather`` samples per ``gather_seconds`` still hands them over:
+    the writer's thread sees the rows before the log is closed."""
+    now = [0.0]
+    log = IndividualCSV(tmp_path / "log.csv", gather=1000)
+    log.clock = lambda: now[0]  # the worker's clock, moved by hand
+    blocks = samples(6)
+    for block in blocks[:3]:
+        log.write(block)
+    now[0] += 0.2  # more than gather_seconds (0.1 s) since the first gathered sample
+    log.write(blocks[3])
+    for _ in range(200):  # the thread writes 4 samples × 3 units
+        if log.rows >= 12:
+            break
+        time.sleep(0.01)
+    assert log.rows == 12
+    for block in blocks[4:]:
+        log.write(block)
+    log.close()
+    assert log.rows == 12 + 2 * 4 and len(read_csv(tmp_path / "log.csv")) == 21  # 4 units

@@ -38,7 +38,7 @@ def start_simulate(dataset_dir: Path, cwd: Path, days: int = 30) -> subprocess.P
     return subprocess.Popen(
         [sys.executable, "-m", "apis_emulator", "simulate", "--data", str(dataset_dir),
          "--out", "out", "--days", str(days), "--units", "3", "--indiv-interval", "60",
-         "--db", "sqlite", "--no-progress"],
+         "--db", "sqlite", "--indiv-format", "csv", "--no-progress"],
         cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

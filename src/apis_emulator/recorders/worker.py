@@ -96,6 +96,9 @@ class SinkWorker:
         of 100 units makes 35,040 samples: one queue hand-over per sample cost a sixth of a
         second per 10,000.  Kept items are written at :meth:`close`; a killed process loses
         them with the queue.
+    gather_seconds : float
+        [s] wall time after which gathered items are handed over even if fewer than
+        ``gather`` (checked at each :meth:`put`): what a killed run loses stays small.
     """
 
     output = "sink"  # its key in Recorders.files
@@ -103,7 +106,8 @@ class SinkWorker:
 
     def __init__(self, name: str, max_items: int = 256, block: bool = True,
                  max_batch: int = 256, wake_interval: float = 1.0, linger: float = 0.02,
-                 clock: Callable[[], float] = time.monotonic, gather: int = 1):
+                 clock: Callable[[], float] = time.monotonic, gather: int = 1,
+                 gather_seconds: float = 0.1):
         self.name = name
         self.block = block
         self.max_batch = max(1, int(max_batch))
@@ -115,7 +119,9 @@ class SinkWorker:
         self.high_water = 0  # most items queued at once
         self.error: BaseException | None = None
         self.gather = max(1, int(gather)) if block else 1
+        self.gather_seconds = gather_seconds
         self._gathered: list[Any] = []
+        self._gather_started = 0.0
         # a gathered entry holds `gather` items: the queue's bound stays in items
         self._queue: queue.Queue[Any] = queue.Queue(
             maxsize=max(2, int(max_items) // self.gather))
@@ -151,8 +157,11 @@ class SinkWorker:
         if self._closed:
             raise RecorderError(f"{self.name}: already closed")
         if self.gather > 1:
+            if not self._gathered:
+                self._gather_started = self.clock()
             self._gathered.append(item)
-            if len(self._gathered) < self.gather:
+            if (len(self._gathered) < self.gather
+                    and self.clock() - self._gather_started < self.gather_seconds):
                 return True
             item, self._gathered = _Gathered(self._gathered), []
         if self.block:
