@@ -101,14 +101,17 @@ def _panel(ax: Any, rows: list[dict[str, Any]], axis: str, axes: list[str], kpi:
     for label, members in lines.items():
         points = sorted((positions[r[axis]], r[kpi] / scale) for r in members
                         if r[kpi] is not None)
+        if not points:  # e.g. the shared energy of the runs without sharing
+            continue
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", linewidth=1.2,
                 label=label if len(lines) <= _MAX_LEGEND else None)
     if ticks is not None:
         ax.set_xticks(list(positions.values()), ticks)
     ax.set_xlabel(axis)
     ax.grid(alpha=0.3)
-    if 1 < len(lines) <= _MAX_LEGEND:
-        ax.legend(fontsize="x-small")
+    if 1 < len(lines) <= _MAX_LEGEND:  # under the panel: inside, it hides the lines
+        ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                  frameon=False)
 
 
 def _plot_kpi(path: Path, rows: list[dict[str, Any]], axes: list[str], kpi: str) -> None:
@@ -117,7 +120,7 @@ def _plot_kpi(path: Path, rows: list[dict[str, Any]], axes: list[str], kpi: str)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, panels = plt.subplots(1, len(axes), figsize=(4.5 * len(axes), 4), squeeze=False,
+    fig, panels = plt.subplots(1, len(axes), figsize=(4.5 * len(axes), 5.5), squeeze=False,
                                layout="constrained")
     for ax, axis in zip(panels[0], axes, strict=True):
         _panel(ax, rows, axis, axes, kpi)
