@@ -213,3 +213,22 @@ def test_dry_run_checks_and_counts(sweep_data, tmp_path, capfd, monkeypatch):
     assert main(["sweep", str(study), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     assert "4 combinations, 4 runs, 4 to run" in capfd.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_worked_example_of_the_docs_parses():
+    """docs/examples/sharing-pays.toml (docs/sweeps.md): 16 rows, 12 runs; every run at 5 s;
+    the deal current and the losses land where the runs read them."""
+    example = Path(__file__).parents[1] / "docs" / "examples" / "sharing-pays.toml"
+    sweep = load_sweep(example)
+    assert sweep.columns == ("controller", "policy.mediator.deal.gridCurrentA", "batterySize",
+                             "converter")
+    assert len(sweep.rows) == 16 and len(sweep.runs) == 12
+    params = [run.params for run in sweep.runs]
+    assert all(p["days"] == 365.0 and p["units"] == 100 and p["settings"]["step"] == 5.0
+               for p in params)
+    sharing = [p for p in params if p["controller"] == "apis"]
+    currents = sorted(p["policy"]["mediator"]["deal"]["gridCurrentA"] for p in sharing)
+    assert currents == [1] * 4 + [2] * 4 and all(type(c) is int for c in currents)  # as the file
+    assert sorted({(p["settings"]["DCChargeLoss"], p["settings"]["DCDischargeLoss"])
+                   for p in params}) == [(20.0, 15.0), (71.0, 55.0)]
+    assert {r.labels["converter"] for r in sweep.rows} == {"spec", "low"}
