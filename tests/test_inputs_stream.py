@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from apis_emulator.errors import DataFileError
-from apis_emulator.inputs import DAYS, read_load_csv, read_solar_csv, textrows
+from apis_emulator.inputs import DAYS, decimals, read_load_csv, read_solar_csv, textrows
 from conftest import load_array, write_load
 
 
@@ -109,3 +109,59 @@ def test_a_load_file_is_held_once(tmp_path, monkeypatch):
         tracemalloc.stop()
     assert load.shape == (households, DAYS * 48)
     assert peak < 1.5 * numbers, (peak, numbers)
+
+
+# ---------------------------------------------------------------------- compiled decimals
+def decimal_texts(rng: np.random.Generator, count: int) -> list[str]:
+    """Decimals of 1 to 15 significant digits, 0 to 12 after the point, some with a sign or
+    leading zeros."""
+    texts = []
+    for _ in range(count):
+        digits = "".join(rng.choice(list("0123456789"), int(rng.integers(1, 16))))
+        point = int(rng.integers(0, len(digits) + 1))
+        text = digits[:point] + "." + digits[point:] if rng.random() < 0.8 else digits
+        texts.append(rng.choice(["", "", "-", "+", "00"]) + text)
+    return texts
+
+
+def test_compiled_decimals_are_float_to_the_last_bit():
+    """Every decimal the compiled path takes is exactly float(text)."""
+    texts = decimal_texts(np.random.default_rng(7), 6000)
+    lines = [",".join(texts[i:i + 6]) for i in range(0, len(texts), 6)]
+    scan = decimals.scan_lines(lines, 0, 6)
+    expected = np.array([[float(t) for t in texts[i:i + 6]] for i in range(0, len(texts), 6)])
+    fast = ~scan.slow
+    assert fast.mean() > 0.99  # "." alone or "+" alone are the only misses
+    assert scan.values[fast].tobytes() == expected[fast].tobytes()
+
+
+@pytest.mark.parametrize(("cell", "slow"), [
+    ("0.229", False),
+    ("1234567890.12345", False),     # 15 significant digits
+    ("0.1234567890123456", True),    # 16: left to the exact parser
+    ("1e3", True),                   # exponent
+    (" 1.5", True),                  # a space
+    ("nan", True),
+    ("", True),                      # an empty cell
+    ("1.2.3", True),
+])
+def test_what_the_compiled_path_leaves_to_the_exact_parser(cell, slow):
+    scan = decimals.scan_lines([f"a,{cell},7"], 1, 1)
+    assert bool(scan.slow[0]) is slow
+    if not slow:
+        assert scan.values[0, 0] == float(cell)
+
+
+def test_a_scan_counts_cells_and_sees_where_the_key_changes():
+    lines = ["d,1,0.5", "d,1,0.5", "d,2,0.5", "d,22,0.5,", "d"]
+    scan = decimals.scan_lines(lines, 2, 1, key=1)
+    assert scan.cells.tolist() == [3, 3, 3, 4, 1]
+    assert scan.key_change.tolist() == [True, False, True, True, True]
+    assert scan.slow.tolist() == [False, False, False, False, True]  # too few cells
+
+
+def test_long_decimals_still_read_exactly(tmp_path):
+    """A load file written with repr (17 digits) goes through the exact parser: same bits."""
+    load = random_load(2)
+    path = write_load(tmp_path / "load.csv", load)
+    assert read_load_csv(path).tobytes() == load.reshape(2, -1).tobytes()

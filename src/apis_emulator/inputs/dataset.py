@@ -24,7 +24,8 @@ import numpy as np
 
 from ..engine.series import DAYS, DataSet
 from ..errors import DataFileError
-from .textrows import Line, count_lines, line_blocks, looks_numeric, numbered_lines, parse_block
+from .decimals import Scan, scan_lines
+from .textrows import Line, line_blocks, looks_numeric, max_lines, numbered_lines, parse_block
 
 __all__ = ["DataSet", "load_dataset", "read_solar_csv", "read_load_csv", "DAYS",
            "DEFAULT_DATASET_DIR", "SOLAR_UNITS"]
@@ -92,30 +93,23 @@ def read_load_csv(path: str | Path, layout: str = "auto") -> np.ndarray:
     return _read_rows_layout(path, body) if layout == "rows" else _read_wide_layout(path, body)
 
 
-def _household_ids(path: Path, block: list[Line]) -> list[str]:
-    """The household id (column 2) of each rows-layout line, which must have all its columns."""
+def _household_runs(path: Path, block: list[Line],
+                    scan: Scan) -> Iterator[tuple[str, int, int]]:
+    """(household id, start, stop) of each run of lines of one household in a rows-layout
+    block; every line must have all its columns and an id (column 2)."""
     first = ROWS_FIRST_VALUE_COLUMN - 1
-    ids = []
-    for line_no, text in block:
-        cells = text.count(",") + 1
-        if cells < first + 48:
-            raise DataFileError(path, f"has {cells} columns; the rows layout needs "
-                                f"{first + 48} (household id in column 2, 48 values from "
-                                f"column {first + 1})", line_no, cells + 1)
-        house = text.split(",", 2)[1].strip()
+    short = np.flatnonzero(scan.cells < first + 48)
+    if short.size:
+        line_no, cells = block[short[0]][0], int(scan.cells[short[0]])
+        raise DataFileError(path, f"has {cells} columns; the rows layout needs "
+                            f"{first + 48} (household id in column 2, 48 values from "
+                            f"column {first + 1})", line_no, cells + 1)
+    starts = [int(i) for i in np.flatnonzero(scan.key_change)] + [len(block)]
+    for start, stop in itertools.pairwise(starts):
+        house = block[start][1].split(",", 2)[1].strip()
         if not house:
-            raise DataFileError(path, "household id is empty", line_no, 2)
-        ids.append(house)
-    return ids
-
-
-def _runs(ids: list[str]) -> Iterator[tuple[str, int, int]]:
-    """(id, start, stop) of each run of equal consecutive ids."""
-    start = 0
-    for k in range(1, len(ids) + 1):
-        if k == len(ids) or ids[k] != ids[start]:
-            yield ids[start], start, k
-            start = k
+            raise DataFileError(path, "household id is empty", block[start][0], 2)
+        yield house, start, stop
 
 
 def _read_rows_layout(path: Path, body: Iterator[list[Line]]) -> np.ndarray:
@@ -125,18 +119,20 @@ def _read_rows_layout(path: Path, body: Iterator[list[Line]]) -> np.ndarray:
     The array is made for as many households as the file's lines could hold: its pages are
     only backed by memory once written, so the numbers are held once and never copied.
     """
-    capacity = count_lines(path) // DAYS + 1
+    first = ROWS_FIRST_VALUE_COLUMN - 1
+    capacity = max_lines(path, shortest=2 * (first + 48)) // DAYS + 1
     load = np.empty((capacity, DAYS, 48), dtype=np.float64)
     rows: dict[str, int] = {}  # household id → rows so far; its index is its order
     index: dict[str, int] = {}
     for block in body:
-        ids = _household_ids(path, block)
-        values = parse_block(path, block, ROWS_FIRST_VALUE_COLUMN - 1, 48)
-        for house, start, stop in _runs(ids):
+        scan = scan_lines([text for _, text in block], first, 48, key=1)
+        runs = list(_household_runs(path, block, scan))
+        values = parse_block(path, block, first, 48, scan)
+        for house, start, stop in runs:
             h, done = index.setdefault(house, len(index)), rows.get(house, 0)
             rows[house] = done + stop - start
-            if h >= len(load):  # more households than line breaks counted (odd line ends)
-                load = np.concatenate([load, np.empty_like(load[:h + 1])])
+            if h >= len(load):  # more households than the bound (odd line ends or gzip)
+                load = np.concatenate([load, np.empty_like(load)])
             if rows[house] <= DAYS:
                 load[h, done:rows[house]] = values[start:stop]
     for house, days in rows.items():
@@ -159,12 +155,13 @@ def _read_wide_layout(path: Path, body: Iterator[list[Line]]) -> np.ndarray:
         if days + len(block) > DAYS:
             days += len(block) + sum(len(b) for b in body)
             break
-        for line_no, text in block:
-            cells = text.count(",") + 1
-            if cells != width:
-                raise DataFileError(path, f"has {cells} columns; expected {width}", line_no,
-                                    min(cells, width) + 1)
-        values = parse_block(path, block, 0, width)
+        scan = scan_lines([text for _, text in block], 0, width)
+        wrong = np.flatnonzero(scan.cells != width)
+        if wrong.size:
+            line_no, cells = block[wrong[0]][0], int(scan.cells[wrong[0]])
+            raise DataFileError(path, f"has {cells} columns; expected {width}", line_no,
+                                min(cells, width) + 1)
+        values = parse_block(path, block, 0, width, scan)
         load[:, days:days + len(block), :] = values.reshape(len(block), -1, 48).transpose(1, 0, 2)
         days += len(block)
     if days != DAYS:

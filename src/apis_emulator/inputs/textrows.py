@@ -1,10 +1,11 @@
-"""Numeric CSV read as a stream: blocks of lines parsed by numpy's C parser into float64.
+"""Numeric CSV read as a stream: blocks of lines parsed in compiled code into float64.
 
 A data set's text is never held whole: a file (plain or gzip) is read, decoded and parsed
-:data:`CHUNK_BYTES` at a time (``numpy.loadtxt``, correctly rounded like ``float``) and only
-the numbers are kept.  A 1,000-household load file (110 MB of text) is then held once, as
-140 MB of float64, instead of as bytes, text, lists of cells and arrays.  A malformed cell is
-found again by a plain per-cell parse of its block, which names its line and column.
+:data:`CHUNK_BYTES` at a time and only the numbers are kept.  A 1,000-household load file
+(110 MB of text) is then held once, as 140 MB of float64, instead of as bytes, text, lists of
+cells and arrays.  Plain decimals are parsed by :mod:`.decimals` (the same bits as ``float``);
+a line with any other cell by ``numpy.loadtxt`` (correctly rounded too); a malformed cell is
+found again by a plain per-cell parse of its line, which names its line and column.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import DataFileError
+from .decimals import Scan, scan_lines
 
-__all__ = ["CHUNK_BYTES", "Line", "line_blocks", "count_lines", "numbered_lines", "parse_block",
+__all__ = ["CHUNK_BYTES", "Line", "line_blocks", "max_lines", "numbered_lines", "parse_block",
            "looks_numeric"]
 
 #: Bytes of text read, decoded and parsed at once: large enough for numpy's parser to pay
@@ -96,15 +98,31 @@ def _decode(path: Path, block: bytes, number: int, offset: int) -> tuple[list[Li
             if line.strip()], number + len(lines)
 
 
-def count_lines(path: Path) -> int:
-    """The number of lines of ``path`` as its line breaks (LF, CR) + 1, read as a stream
-    without decoding: an upper bound for LF, CRLF and CR line ends."""
+def max_lines(path: Path, shortest: int) -> int:
+    """An upper bound of the lines of ``path`` whose data lines are at least ``shortest``
+    bytes long (line break included); the count need not be exact, only not too small.
+
+    A plain file: its line breaks (LF, CR) + 1, counted without decoding.  A gzip file: its
+    text size (the gzip trailer) over ``shortest`` + 1, so that it is not decompressed twice;
+    a trailer that cannot be right (a multi-member file, 4 GiB or more) falls back to counting.
+    """
     stream, zipped = _open_binary(path)
     try:
+        if zipped:
+            size = _gzip_text_size(path)
+            if size >= path.stat().st_size:
+                return size // max(1, shortest) + 2
         return 1 + sum(data.count(b"\n") + data.count(b"\r")
                        for data in _reads(stream, path, zipped, CHUNK_BYTES))
     finally:
         stream.close()
+
+
+def _gzip_text_size(path: Path) -> int:
+    """The uncompressed size modulo 2³² that ends a gzip file (ISIZE, RFC 1952)."""
+    with open(path, "rb") as fh:
+        fh.seek(-4, 2)
+        return int.from_bytes(fh.read(4), "little")
 
 
 def numbered_lines(path: Path) -> Iterator[Line]:
@@ -121,18 +139,19 @@ def looks_numeric(cells: list[str]) -> bool:
     return True
 
 
-def parse_block(path: Path, block: list[Line], first: int, width: int) -> np.ndarray:
+def parse_block(path: Path, block: list[Line], first: int, width: int,
+                scan: Scan | None = None) -> np.ndarray:
     """Columns ``first`` … ``first + width − 1`` (0-based) of every line → (lines, width).
 
-    The caller has checked that each line has enough cells.  Every value must be a finite
-    number >= 0; a bad cell raises DataFileError naming its line and 1-based column.
+    The caller has checked that each line has enough cells (``scan``: its compiled pass over
+    ``block``, if it made one).  Every value must be a finite number >= 0; a bad cell raises
+    DataFileError naming its line and 1-based column.
     """
-    try:
-        values = np.loadtxt(io.StringIO("\n".join(text for _, text in block)), delimiter=",",
-                            usecols=range(first, first + width), dtype=np.float64,
-                            comments=None, ndmin=2)
-    except ValueError:
-        values = _parse_cells(path, block, first, width)  # names the bad cell
+    scan = scan or scan_lines([text for _, text in block], first, width)
+    values = scan.values
+    if scan.slow.any():  # more digits, exponents, spaces, texts: the exact parsers
+        rows = np.flatnonzero(scan.slow)
+        values[rows] = _parse_exactly(path, [block[i] for i in rows], first, width)
     ok = np.isfinite(values) & (values >= 0)
     if not ok.all():
         row, col = np.unravel_index(int(np.argmin(ok.reshape(-1))), ok.shape)
@@ -140,6 +159,17 @@ def parse_block(path: Path, block: list[Line], first: int, width: int) -> np.nda
         cell = text.split(",")[first + int(col)].strip()
         raise DataFileError(path, f"{cell!r} is not a finite number >= 0", line_no,
                             first + int(col) + 1)
+    return values
+
+
+def _parse_exactly(path: Path, block: list[Line], first: int, width: int) -> np.ndarray:
+    """Lines the compiled path left (numpy's parser, correctly rounded like ``float``)."""
+    try:
+        values: np.ndarray = np.loadtxt(
+            io.StringIO("\n".join(text for _, text in block)), delimiter=",",
+            usecols=range(first, first + width), dtype=np.float64, comments=None, ndmin=2)
+    except ValueError:
+        values = _parse_cells(path, block, first, width)  # names the bad cell
     return values
 
 
