@@ -102,9 +102,12 @@ def build(c: dict[str, Any], step: float | None = None) -> tuple[Emulator, ApisC
     return em, controller
 
 
-def deals_csv(em: Emulator, controller: ApisController, days: float, out: Path) -> bytes:
+def deals_csv(em: Emulator, controller: ApisController, days: float, out: Path,
+              compiled: bool = False) -> bytes:
+    """The run's deals.csv: the Python controller (whose wake-ups the checks here instrument),
+    or with ``compiled`` its compiled rules (tests/test_sharing_compiled.py)."""
     simulate(em, days, out, indiv_interval=None, progress=False, summary=False, database=False,
-             handle_signals=False, controller=controller)
+             handle_signals=False, controller=controller, compiled=compiled)
     return (out / "deals.csv").read_bytes()
 
 
@@ -248,7 +251,8 @@ determinism = st.fixed_dictionaries({
            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(determinism)
 def test_same_seed_and_lazy_controller_write_the_same_deals(c):
-    """Same seed: same deals.csv byte for byte; lazy (default) equals lazy=False (every step)."""
+    """Same seed: same deals.csv byte for byte; lazy (default) equals lazy=False (every step)
+    and the compiled rules."""
     c = {**c, "time_scale": c["scale_step"][0]}
     step = c["scale_step"][1]
     with tempfile.TemporaryDirectory() as tmp:
@@ -260,3 +264,7 @@ def test_same_seed_and_lazy_controller_write_the_same_deals(c):
         em, eager = build(c, step)
         eager.lazy = False
         assert deals_csv(em, eager, 1, Path(tmp) / "eager") == expected
+        # the compiled rules, twice: the same seed, the same bytes as the Python controller
+        for k in range(2):
+            assert deals_csv(*build(c, step), 1, Path(tmp) / f"compiled{k}",
+                             compiled=True) == expected

@@ -22,7 +22,6 @@ changes no number.  Times are emulated seconds since the start of the run.
 
 from __future__ import annotations
 
-import datetime as dt
 import heapq
 import math
 import zlib
@@ -34,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from ..engine import ConverterCommand, Mode
+from ..engine.deals import DealTimes
 from ..errors import InvalidValueError
-from .base import TIME_FORMAT, ControlView, DealRecord, Plan
+from .base import ControlView, DealRecord, Plan
 from .files import OPERATION_MODES, Condition, Policy, Scenario, Slot
 
 __all__ = ["ApisController", "Deal"]
@@ -144,6 +144,7 @@ class ApisController:
     def __init__(self, scenario: Scenario, policy: Policy, start: Any, seed: int = 0,
                  time_scale: float = 1.0, operation_mode: str = "autonomous", lazy: bool = True):
         self.scenario, self.policy, self.start = scenario, policy, start
+        self._times = DealTimes(start)
         self.seed = int(seed)
         self.lazy = lazy
         self._rng = np.random.default_rng([self.seed, 0])
@@ -894,9 +895,7 @@ class ApisController:
         return total
 
     def _text(self, t: float | None) -> str:
-        if t is None:
-            return ""
-        return str((self.start + dt.timedelta(seconds=t)).strftime(TIME_FORMAT))
+        return self._times.text(t)
 
     def _describe(self, d: Deal) -> dict[str, Any]:
         return {"deal_id": d.deal_id, "created": self._text(d.created),

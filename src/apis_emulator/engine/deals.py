@@ -6,10 +6,12 @@ write them use it.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DealRecord", "DEAL_COLUMNS", "END_REASONS", "TIME_FORMAT"]
+__all__ = ["DealRecord", "DealTimes", "DEAL_COLUMNS", "END_REASONS", "TIME_FORMAT"]
 
 #: Times in deal logs, as in the individual log.
 TIME_FORMAT = "%Y/%m/%d-%H:%M:%S"
@@ -43,3 +45,32 @@ class DealRecord:
     def row(self) -> tuple[Any, ...]:
         """The values in DEAL_COLUMNS order."""
         return tuple(getattr(self, name) for name in DEAL_COLUMNS)
+
+
+class DealTimes:
+    """A deal's times as text: ``start`` + t [s] in TIME_FORMAT, exactly as strftime shows it
+    (to the whole second), with the date part made once per day (a year has 10⁶ of them)."""
+
+    def __init__(self, start: dt.datetime):
+        self.start = start
+        midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        self._midnight = midnight
+        self._base = int((start - midnight).total_seconds())  # [s] start after its midnight
+        self._dates: dict[int, str] = {}
+
+    def text(self, t: float | None) -> str:
+        """The time ``t`` [s since start] as text; "" for None or NaN (not yet)."""
+        if t is None or math.isnan(t):
+            return ""
+        whole = math.floor(t)
+        if t - whole > 0.999999 or self.start.microsecond:
+            # timedelta rounds to the microsecond, which may carry into the next second
+            when = self.start + dt.timedelta(seconds=t)
+            return when.strftime(TIME_FORMAT)
+        day, second = divmod(self._base + whole, 86400)
+        date = self._dates.get(day)
+        if date is None:
+            when = self._midnight + dt.timedelta(days=day)
+            date = self._dates[day] = when.strftime(TIME_FORMAT.split("%H")[0])
+        hour, rest = divmod(second, 3600)
+        return f"{date}{hour:02d}:{rest // 60:02d}:{rest % 60:02d}"

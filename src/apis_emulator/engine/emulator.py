@@ -24,6 +24,7 @@ from .grid import solve_grid
 from .kernel import LEDGER_FIELDS, OUT_FIELDS, params_vector, run_steps
 from .rules import DCDC_RULES, EMU_RULES
 from .series import DAYS, DataSet
+from .stepper import Stepping
 from .template import standard_document
 from .units import Units, copy_tree
 
@@ -476,6 +477,36 @@ class Emulator:
             self._progress_ramp(ran * self.dt)
         self._changed()
         return done, left
+
+    def stepping(self) -> Stepping:
+        """The engine's arrays and grid scalars for a compiled loop (engine/stepper.py); the
+        loop changes them in place and gives the scalars back with :meth:`stepped`."""
+        u, s = self.units, self.settings
+        ramp = math.nan if self.ramp_voltage is None else self.ramp_voltage
+        return Stepping(
+            dt=self.dt, params=self._params, ugv=np.array([self._under_voltage(i)
+                                                           for i in range(len(u))]),
+            losses=np.array([s.DCCstLoss, s.DCDischargeLoss, s.DCDischargeLoss,
+                             s.DCChargeLoss]),
+            load_kw=self.dataset.load_kw, house=u.house, pv_gain=u.pv_gain, energy=u.energy,
+            capacity=u.capacity, bypass=u.bypass, ac_charge=u.ac_charge, out=u.out,
+            ledger=u.ledger, mode=u.mode, dvg=u.dvg, dig=u.dig, drg=u.drg, vg=u.vg, ig=u.ig,
+            wg=u.wg, dcdc_loss=u.dcdc_loss,
+            grid=np.array([self.bus_voltage, ramp, self._ramp_rate]))
+
+    def sample_inputs(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Solar value and load sample index/weight of the next n steps (see the kernel)."""
+        return self._sample_inputs(n)
+
+    def stepped(self, steps: int, stepping: Stepping) -> None:
+        """A compiled loop ran ``steps`` steps on :meth:`stepping`'s arrays: the clock and the
+        grid's scalars follow."""
+        self.step_index += int(steps)
+        v, ramp, rate = (float(x) for x in stepping.grid)
+        self.bus_voltage = v
+        self.ramp_voltage = None if math.isnan(ramp) else ramp
+        self._ramp_rate = rate
+        self._changed()
 
     def steps_until(self, when: dt.datetime) -> int:
         """Whole steps from now until ``when`` (0 if it has passed)."""

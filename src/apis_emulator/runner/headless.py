@@ -71,7 +71,8 @@ def simulate(emulator: Emulator, days: float, out_dir: str | Path,
              summary: bool = True, *, database: bool | str | None = True,
              indiv_format: str = "csv", handle_signals: bool = True,
              plan: RecorderPlan | None = None,
-             controller: Controller | None = None) -> SimulationResult:
+             controller: Controller | None = None,
+             compiled: bool = True) -> SimulationResult:
     """Run ``days`` of emulated time as fast as possible, writing the outputs as it goes.
 
     Into ``out_dir``: the daily summary (``summary.csv``, a row at every emulated midnight and
@@ -98,7 +99,7 @@ def simulate(emulator: Emulator, days: float, out_dir: str | Path,
         plan = dataclasses.replace(plan, deals_csv=out / HEADLESS_FILES["deals"])
     end_step = em.step_index + int(round(days * 86400.0 / em.dt))
     recorders = Recorders(plan, em.snapshot(), run_info(em, "simulate"))
-    schedule = _schedule(em, plan, recorders, controller)
+    schedule = _schedule(em, plan, recorders, controller, compiled)
     started = time.perf_counter()
     bar = tqdm(total=end_step - em.step_index, unit="step", unit_scale=True, disable=not progress,
                desc=f"simulate {len(em.units)} units", mininterval=0.5)
@@ -126,10 +127,10 @@ def simulate(emulator: Emulator, days: float, out_dir: str | Path,
 
 
 def _schedule(em: Emulator, plan: RecorderPlan, recorders: Recorders,
-              controller: Controller | None) -> Schedule:
+              controller: Controller | None, compiled: bool) -> Schedule:
     """The run's events: samples and midnights to the recorders, deals to the deal log."""
     every = plan.indiv_interval if plan.samples_units else None
-    schedule = Schedule(em, controller, sample_every=every)
+    schedule = Schedule(em, controller, sample_every=every, compiled=compiled)
 
     def sample(e: Emulator) -> None:
         docs = frozen_documents(e) if recorders.wants_documents else None

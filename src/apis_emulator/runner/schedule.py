@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..control import Controller, ControlView, DealRecord
+from ..control.compiled import CompiledApis, compiles
 from ..engine import Emulator
 from ..engine.units import Units
 
@@ -45,6 +46,10 @@ class Schedule:
     on_midnight: list[Callable[[Emulator, dict[str, float]], None]] = field(default_factory=list)
     on_deals: list[Callable[[list[DealRecord]], None]] = field(default_factory=list)
     power_flow: bool = True
+    #: Run an apis controller's rules compiled (headless: the units and settings stay as they
+    #: are) when it can (control/compiled.py); the Python controller otherwise.
+    compiled: bool = False
+    _stepper: CompiledApis | None = field(init=False, default=None)
     _next_sample: float = field(init=False, default=math.inf)
     _next_day: dt.datetime = field(init=False)
 
@@ -54,6 +59,8 @@ class Schedule:
         self._next_day = next_midnight(em.now)
         if self.controller is not None:
             em.on_units_replaced(self._replaced)
+        if self.compiled and self.controller is not None and compiles(self.controller, em):
+            self._stepper = CompiledApis(self.controller, em)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ events
     def _sample_after(self, elapsed: float) -> float:
@@ -85,6 +92,8 @@ class Schedule:
         em = self.emulator
         end = em.step_index + int(n_steps)
         start = em.step_index
+        if self._stepper is not None:
+            return self._run_compiled(end)
         plan_steps, watch = self._control()
         while em.step_index < end:
             k = min(end - em.step_index, plan_steps, self._steps_to(self._next_sample),
@@ -94,10 +103,22 @@ class Schedule:
             plan_steps, watch = self._control(left)
         return em.step_index - start
 
+    def _run_compiled(self, end: int) -> int:
+        """The compiled rules step through to each sample, midnight and the end."""
+        em, stepper = self.emulator, self._stepper
+        assert stepper is not None
+        start = em.step_index
+        while em.step_index < end:
+            k = min(end - em.step_index, self._steps_to(self._next_sample),
+                    em.steps_until(self._next_day) or 1)
+            self._deals(stepper.advance(max(k, 1)))
+            self._recorders_due()
+        return em.step_index - start
+
     def _recorders_due(self) -> None:
         em = self.emulator
         if em.now >= self._next_day:
-            shared = self.controller.take_day(self.view()) if self.controller else {}
+            shared = self._take_day()
             for at_midnight in self.on_midnight:
                 at_midnight(em, shared)
             self._next_day = next_midnight(em.now)
@@ -129,10 +150,18 @@ class Schedule:
             for handler in self.on_deals:
                 handler(list(records))
 
+    def _take_day(self) -> dict[str, float]:
+        if self._stepper is not None:
+            return self._stepper.take_day()
+        return self.controller.take_day(self.view()) if self.controller else {}
+
     def close(self) -> dict[str, float] | None:
         """End the controller's deals (``run_end``) and hand them to the handlers; the
         controller's shared totals of the partial day (None without a controller)."""
         if self.controller is None:
             return None
-        self._deals(self.controller.close(self.view()))
-        return self.controller.take_day(self.view())
+        if self._stepper is not None:
+            self._deals(self._stepper.close())
+        else:
+            self._deals(self.controller.close(self.view()))
+        return self._take_day()

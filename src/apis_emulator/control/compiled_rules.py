@@ -1,0 +1,911 @@
+"""apis-main's deal rules compiled with numba, run between the physics steps of a headless run.
+
+The rules are those of :class:`~.apis.ApisController` (shared/docs/apis-main-sharing.md), the
+readable reference that the served run uses; this is the same sequence of decisions on arrays,
+so that a year of sharing costs what the physics costs.  ``tests/test_sharing_compiled.py``
+holds the two to the same deal log, byte for byte.  Per step: the controller wakes at the
+step's time and runs, in time order, every event due since its last wake (negotiations that end,
+House-Keeping ticks of units whose request would find an accept, the Grid Master tick that can
+change something), commands the converters, then the physics advances one step.
+
+State lives in arrays (column names below); deals and negotiations are kept in creation order.
+Times are emulated seconds since the start of the run, energies [Wh], currents [A].
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..engine.kernel import run_steps_serial
+from ..engine.stepper import apply_grid
+from ..modes import Mode
+
+# deal columns: floats (DF) and integers (DI); NaN times are "not yet"
+(CREATED, ACTIVATED, STARTED, ENDED, CURRENT, BASE_T, BASE0, BASE1, BASE2, RATE0, RATE1, RATE2,
+ BOOKED0, BOOKED1, END_TICK, CUM, DELIV, TAKEN) = range(18)
+N_DF = 18
+(NUMBER, REQUEST_UNIT, TYPE, CHARGE, DISCHARGE, REQUEST_WH, ACCEPT_WH, DEAL_WH, STATE,
+ REASON) = range(10)
+N_DI = 10
+NEW, RAMPING, STARTED_STATE = 0, 1, 2
+AMOUNT, FORCE_STOP, RAMP_TIMEOUT, DIRECTION, CAPACITY, RUN_END = range(6)  # END_REASONS order
+# per-unit table (TI) of the rules' view: remaining Wh, gates, request and accept amounts
+R, FREE, RTYPE, RAMOUNT, ACC_C, ACC_D, STATUS, CHANCE = range(8)
+N_TI = 8
+# controller scalars: floats (fv) and integers (iv)
+GM_LAST, CLOCK, PROMISED, DAY_IN, DAY_OUT, DAY_DEALS, WOKEN_AT = range(7)
+N_F = 7
+(COUNT, MASTER, VR, PROCESSED_GM, VERSION, N_DEALS, N_NEGS, N_FIN, TABLE_VERSION, TABLE_SLOT,
+ N_CHANCE, TRIPPED, WAKES, TABLES, BLOCKS) = range(15)
+N_I = 15
+# policy: floats (P) and integers (PI)
+(HK_S, NEG_S, GM_S, DEAL_CURRENT, SUM_MAX, GRID_V, GRID_V_MAX, ALLOWANCE, RAMP_TIMEOUT_S,
+ LOWER_RSOC, UPPER_RSOC, VR_SIDE_CHARGE, REF_SIDE_CHARGE, GRID_CURRENT_CAPACITY, START_OF_DAY,
+ RAMP_SECONDS) = range(16)
+N_P = 16
+AMOUNT_MIN, AMOUNT_MAX, AMOUNT_UNIT, DEAL_CAPACITY, OPERATION_MODE = range(5)
+N_PI = 5
+AUTONOMOUS, HETERONOMOUS, STOP, MANUAL = range(4)  # files.OPERATION_MODES order
+
+_WAIT, _DISCHARGE, _REFERENCE, _CHARGE = (int(Mode.WAIT), int(Mode.DISCHARGE),
+                                          int(Mode.VOLTAGE_REFERENCE), int(Mode.CHARGE))
+_EPS = 1e-9
+_NONE = -1  # no pairUnitId
+_BIG = 2**62
+
+
+# ---------------------------------------------------------------------- the rules' view
+@njit(cache=True)
+def slot_at(elapsed, start_of_day, sl_start, sl_end):  # pragma: no cover - compiled
+    """The scenario slot at ``elapsed`` (whole seconds of the day), or −1."""
+    second = math.floor(start_of_day + elapsed + 1e-6) % 86400
+    for s in range(sl_start.shape[0]):
+        if sl_start[s] <= second < sl_end[s]:
+            return s
+    return -1
+
+
+@njit(cache=True)
+def _table(elapsed, E, C, S, P, PI):  # pragma: no cover - compiled
+    """Fill the table TI (and rsoc) from the batteries, the deals and the slot now, and the
+    engine's watch bands: the R within which no unit's role changes, the rsoc limits of the
+    running deals (a quiet step needs no wake-up while every unit stays in its band)."""
+    energy, capacity = E[7], E[8]
+    nominal, member, held, TI, rsoc = C[0], C[1], C[2], C[3], C[4]
+    iv = C[6]
+    sl_start, sl_end, nk, st_lo, st_hi, rq_type, rq_limit = S[0], S[1], S[2], S[3], S[4], \
+        S[5], S[6]
+    ac_has, ac_limit = S[9], S[10]
+    s = slot_at(elapsed, P[START_OF_DAY], sl_start, sl_end)
+    autonomous = PI[OPERATION_MODE] == AUTONOMOUS
+    for i in range(energy.shape[0]):
+        rsoc[i] = 100.0 * energy[i] / capacity[i]
+        r = np.int64(math.floor(nominal[i] * rsoc[i] / 100.0))
+        TI[i, R] = r
+        TI[i, FREE] = 1 if (autonomous and member[i] and held[i] < PI[DEAL_CAPACITY]) else 0
+        TI[i, RTYPE], TI[i, RAMOUNT], TI[i, ACC_C], TI[i, ACC_D] = 0, 0, -1, -1
+        TI[i, STATUS], TI[i, CHANCE] = -1, 0
+        if s < 0:
+            continue
+        for k in range(nk[s]):
+            if st_lo[s, k] <= r < st_hi[s, k]:
+                TI[i, STATUS] = k
+                break
+        k = TI[i, STATUS]
+        if k < 0:
+            continue
+        if rq_type[s, k] == 1:
+            TI[i, RTYPE], TI[i, RAMOUNT] = 1, rq_limit[s, k] - r
+        elif rq_type[s, k] == 2:
+            TI[i, RTYPE], TI[i, RAMOUNT] = 2, r - rq_limit[s, k]
+        if ac_has[s, k, 0]:
+            TI[i, ACC_C] = ac_limit[s, k, 0] - r
+        if ac_has[s, k, 1]:
+            TI[i, ACC_D] = r - ac_limit[s, k, 1]
+    _chances(s, C, S, PI)
+    _watch(s, E[22], C, S, P)
+    iv[TABLE_VERSION] = iv[VERSION]
+    iv[TABLES] += 1
+    iv[TABLE_SLOT] = s
+    iv[N_CHANCE] = 0
+    for i in range(energy.shape[0]):
+        iv[N_CHANCE] += TI[i, CHANCE]
+
+
+@njit(cache=True)
+def _watch(s, watch, C, S, P):  # pragma: no cover - compiled
+    """Per unit: nominal Wh; for a free unit the band of R within which it enters no role
+    that could complete a pair (ApisController._watch_pair, with no pair now); the band of
+    rsoc within which no running deal must be forced to stop."""
+    nominal, TI, iv, DI = C[0], C[3], C[6], C[10]
+    marks, n_marks, lows, highs = S[15], S[16], S[17], S[18]
+    for i in range(TI.shape[0]):
+        watch[i, 0] = nominal[i]
+        watch[i, 1], watch[i, 2] = -np.inf, np.inf
+        watch[i, 3], watch[i, 4] = -np.inf, np.inf
+        if s < 0 or not TI[i, FREE]:
+            continue
+        r = TI[i, R]
+        for kind in range(2):
+            segment = 0  # searchsorted(marks, R, "right")
+            while segment < n_marks[s, kind] and marks[s, kind, segment] <= r:
+                segment += 1
+            watch[i, 1] = max(watch[i, 1], lows[s, kind, segment])
+            watch[i, 2] = min(watch[i, 2], highs[s, kind, segment])
+    for d in range(iv[N_DEALS]):
+        if DI[d, STATE] == STARTED_STATE:
+            watch[DI[d, DISCHARGE], 3] = P[LOWER_RSOC]
+            watch[DI[d, CHARGE], 4] = P[UPPER_RSOC]
+
+
+@njit(cache=True)
+def _chances(s, C, S, PI):  # pragma: no cover - compiled
+    """TI[:, CHANCE]: a unit whose request would find at least one accept now."""
+    TI = C[3]
+    n = TI.shape[0]
+    minimum = max(PI[AMOUNT_MIN], 0)
+    for kind in (1, 2):
+        column = ACC_D if kind == 1 else ACC_C
+        giving = 0
+        for j in range(n):
+            if TI[j, FREE] and TI[j, column] > PI[AMOUNT_MIN]:
+                giving += 1
+        for i in range(n):
+            if not (TI[i, FREE] and TI[i, RTYPE] == kind and TI[i, RAMOUNT] > minimum):
+                continue
+            if S[13][s]:  # the slot names partners: look at each accept
+                TI[i, CHANCE] = 1 if _accepts(i, s, C, S, PI, None, None) > 0 else 0
+            else:
+                self_gives = 1 if (TI[i, FREE] and TI[i, column] > PI[AMOUNT_MIN]) else 0
+                TI[i, CHANCE] = 1 if giving - self_gives > 0 else 0
+
+
+@njit(cache=True)
+def _accepts(i, s, C, S, PI, amounts, points):  # pragma: no cover - compiled
+    """Every accept the others send to the request of unit ``i`` (into ``amounts`` and
+    ``points`` by unit when given, −1 elsewhere); how many."""
+    TI = C[3]
+    rq_pair, ac_has, ac_point, ac_pair = S[8], S[9], S[11], S[12]
+    kind = TI[i, RTYPE]
+    column = ACC_D if kind == 1 else ACC_C
+    side = 1 if kind == 1 else 0  # the accept's type: discharge for a charge request
+    pair = rq_pair[s, TI[i, STATUS]]
+    found = 0
+    for j in range(TI.shape[0]):
+        if amounts is not None:
+            amounts[j] = -1
+        if j == i or not TI[j, FREE] or TI[j, column] <= PI[AMOUNT_MIN]:
+            continue
+        if pair != _NONE and pair != j:
+            continue
+        k = TI[j, STATUS]
+        if k < 0 or not ac_has[s, k, side] or (ac_pair[s, k, side] != _NONE
+                                               and ac_pair[s, k, side] != i):
+            continue
+        found += 1
+        if amounts is not None:
+            amounts[j] = TI[j, column]
+            points[j] = ac_point[s, k, side]
+    return found
+
+
+@njit(cache=True)
+def _fresh(elapsed, E, C, S, P, PI):  # pragma: no cover - compiled
+    """The table, recomputed when the deals changed since it was made."""
+    iv = C[6]
+    if iv[TABLE_VERSION] != iv[VERSION]:
+        _table(elapsed, E, C, S, P, PI)
+
+
+# ---------------------------------------------------------------------- timing
+@njit(cache=True)
+def _hk_tick(i, since, C, P):  # pragma: no cover - compiled
+    """Unit i's first House-Keeping tick at or after ``since`` it has not had yet."""
+    phases, hk_done = C[7], C[8]
+    period = P[HK_S]
+    phase = phases[i] * period
+    after = max(since, hk_done[i] + period / 2)
+    return phase + math.ceil((after - phase) / period - _EPS) * period
+
+
+@njit(cache=True)
+def _next_gm(C, P, PI):  # pragma: no cover - compiled
+    """The first Grid Master tick that can change something."""
+    fv, iv, DF, DI, TF = C[5], C[6], C[9], C[10], C[4]
+    period = P[GM_S]
+    first = fv[GM_LAST] + period
+    if first < fv[CLOCK] - _EPS:  # ticks skipped while nothing could happen
+        skipped = math.ceil((fv[CLOCK] - fv[GM_LAST]) / period - _EPS)
+        first = fv[GM_LAST] + skipped * period
+    n = iv[N_DEALS]
+    for d in range(n):
+        if DI[d, STATE] != STARTED_STATE:
+            return first
+    if n > 0 and (PI[OPERATION_MODE] == STOP or PI[OPERATION_MODE] == MANUAL):
+        return first
+    best = np.inf
+    for d in range(n):
+        if TF[DI[d, DISCHARGE]] < P[LOWER_RSOC] or TF[DI[d, CHARGE]] > P[UPPER_RSOC]:
+            return first
+        best = min(best, DF[d, END_TICK])
+    return best
+
+
+@njit(cache=True)
+def _earliest(C, P, PI):  # pragma: no cover - compiled
+    """The plan's wake-up: the next negotiation end, Grid Master or House-Keeping tick."""
+    fv, iv, TI, NF = C[5], C[6], C[3], C[11]
+    best = np.inf
+    for m in range(iv[N_NEGS]):
+        best = min(best, NF[m, 0])
+    best = min(best, _next_gm(C, P, PI))
+    for i in range(TI.shape[0]):
+        if TI[i, CHANCE]:
+            best = min(best, _hk_tick(i, fv[CLOCK], C, P))
+    return best
+
+
+@njit(cache=True)
+def _last_tick_at(t, C, P):  # pragma: no cover - compiled
+    fv = C[5]
+    period = P[GM_S]
+    k = math.floor((t - fv[GM_LAST]) / period + _EPS)
+    return fv[GM_LAST] + max(k, 0) * period
+
+
+# ---------------------------------------------------------------------- deals
+@njit(cache=True)
+def _row(number, C):  # pragma: no cover - compiled
+    DI, iv = C[10], C[6]
+    for d in range(iv[N_DEALS]):
+        if DI[d, NUMBER] == number:
+            return d
+    return -1
+
+
+@njit(cache=True)
+def _energy_at(d, t, DF):  # pragma: no cover - compiled
+    """(counted, delivered, taken) of deal row d by the tick at t."""
+    if np.isnan(DF[d, STARTED]) or t < DF[d, BASE_T]:
+        return DF[d, CUM], DF[d, DELIV], DF[d, TAKEN]
+    span = (t - DF[d, BASE_T]) / 3600.0
+    return (DF[d, BASE0] + DF[d, RATE0] * span, DF[d, BASE1] + DF[d, RATE1] * span,
+            DF[d, BASE2] + DF[d, RATE2] * span)
+
+
+@njit(cache=True)
+def _integrate(d, t, DF):  # pragma: no cover - compiled
+    DF[d, CUM], DF[d, DELIV], DF[d, TAKEN] = _energy_at(d, t, DF)
+
+
+@njit(cache=True)
+def _book(d, delivered, taken, C):  # pragma: no cover - compiled
+    fv, DF = C[5], C[9]
+    fv[DAY_IN] += delivered - DF[d, BOOKED0]
+    fv[DAY_OUT] += taken - DF[d, BOOKED1]
+    DF[d, BOOKED0], DF[d, BOOKED1] = delivered, taken
+
+
+@njit(cache=True)
+def _hold(d, by, C):  # pragma: no cover - compiled
+    held, DI, iv = C[2], C[10], C[6]
+    held[DI[d, CHARGE]] += by
+    held[DI[d, DISCHARGE]] += by
+    iv[VERSION] += 1
+
+
+@njit(cache=True)
+def _end(d, tick, reason, C, P):  # pragma: no cover - compiled
+    """Stop, record and dispose of deal row d; the voltage reference follows."""
+    iv, DF, DI, FF, FI = C[6], C[9], C[10], C[13], C[14]
+    DF[d, ENDED] = tick
+    DI[d, REASON] = reason
+    _hold(d, -1, C)
+    _book(d, DF[d, DELIV], DF[d, TAKEN], C)
+    f = iv[N_FIN]
+    FF[f, 0], FF[f, 1], FF[f, 2], FF[f, 3], FF[f, 4] = (DF[d, CREATED], DF[d, ACTIVATED],
+                                                       DF[d, STARTED], tick, DF[d, CUM])
+    FI[f, :] = DI[d, :]
+    iv[N_FIN] = f + 1
+    was_master = DI[d, NUMBER] == iv[MASTER]
+    n = iv[N_DEALS]
+    for e in range(d, n - 1):  # keep creation order
+        DF[e, :] = DF[e + 1, :]
+        DI[e, :] = DI[e + 1, :]
+    iv[N_DEALS] = n - 1
+    activated = 0
+    for e in range(n - 1):
+        if DI[e, STATE] != NEW:
+            activated += 1
+    if was_master or activated == 0:
+        _new_master(C, P)
+
+
+@njit(cache=True)
+def _master_side(d, C, P):  # pragma: no cover - compiled
+    large, DI = C[12], C[10]
+    if large[DI[d, DISCHARGE]] and not large[DI[d, CHARGE]]:
+        return DI[d, DISCHARGE]
+    return DI[d, CHARGE] if P[VR_SIDE_CHARGE] else DI[d, DISCHARGE]
+
+
+@njit(cache=True)
+def _new_master(C, P):  # pragma: no cover - compiled
+    """Newest deal with the voltage reference, else with a large-capacity unit, else the
+    newest; none: the reference goes to WAIT."""
+    iv, DI, large = C[6], C[10], C[12]
+    order = _newest_first(C)
+    if order.shape[0] == 0:
+        iv[MASTER], iv[VR] = -1, -1
+        return
+    pick = -1
+    for d in order:
+        if iv[VR] >= 0 and (DI[d, CHARGE] == iv[VR] or DI[d, DISCHARGE] == iv[VR]):
+            pick = d
+            break
+    if pick < 0:
+        for d in order:
+            if large[DI[d, CHARGE]] or large[DI[d, DISCHARGE]]:
+                pick = d
+                break
+    if pick < 0:
+        pick = order[0]
+    iv[MASTER] = DI[pick, NUMBER]
+    if not (DI[pick, CHARGE] == iv[VR] or DI[pick, DISCHARGE] == iv[VR]):
+        iv[VR] = _master_side(pick, C, P)
+
+
+@njit(cache=True)
+def _newest_first(C):  # pragma: no cover - compiled
+    """Rows of activated deals by creation time, newest first; equal times in list order
+    (a stable descending sort)."""
+    iv, DF, DI = C[6], C[9], C[10]
+    rows = [d for d in range(iv[N_DEALS]) if DI[d, STATE] != NEW]
+    out = np.empty(len(rows), dtype=np.int64)
+    k, end = 0, len(rows)
+    while end > 0:
+        start = end - 1
+        while start > 0 and DF[rows[start - 1], CREATED] == DF[rows[end - 1], CREATED]:
+            start -= 1
+        for e in range(start, end):
+            out[k] = rows[e]
+            k += 1
+        end = start
+    return out
+
+
+@njit(cache=True)
+def _start(d, tick, C):  # pragma: no cover - compiled
+    fv, iv, DF, DI = C[5], C[6], C[9], C[10]
+    DF[d, STARTED] = tick
+    DI[d, STATE] = STARTED_STATE
+    iv[VERSION] += 1
+    fv[DAY_DEALS] += 1.0  # a deal counts on the day its current starts to flow
+    DF[d, CUM] = DF[d, DELIV] = DF[d, TAKEN] = 0.0
+    DF[d, BASE_T] = tick
+    DF[d, BASE0] = DF[d, BASE1] = DF[d, BASE2] = 0.0
+    DF[d, RATE0] = DF[d, RATE1] = DF[d, RATE2] = 0.0
+
+
+# ---------------------------------------------------------------------- negotiation
+@njit(cache=True)
+def _ask(i, tick, elapsed, C, S, P, PI):  # pragma: no cover - compiled
+    """House-Keeping of unit i: its request goes out with every accept it gets now."""
+    TI, iv, NF, NI, NA, NP, hk_done = C[3], C[6], C[11], C[15], C[16], C[17], C[8]
+    hk_done[i] = tick
+    s = slot_at(elapsed, P[START_OF_DAY], S[0], S[1])
+    if s < 0 or TI[i, STATUS] < 0 or S[5][s, TI[i, STATUS]] == 0:
+        return
+    m = iv[N_NEGS]
+    if m >= NA.shape[0]:
+        raise ValueError("more open negotiations than the compiled rules hold")
+    if _accepts(i, s, C, S, PI, NA[m], NP[m]) == 0:
+        return
+    NF[m, 0], NF[m, 1] = tick + P[NEG_S], S[7][s, TI[i, STATUS]]
+    NI[m, 0], NI[m, 1], NI[m, 2] = i, TI[i, RTYPE], TI[i, RAMOUNT]
+    NI[m, 3] = S[8][s, TI[i, STATUS]]
+    iv[N_NEGS] = m + 1
+
+
+@njit(cache=True)
+def _end_negotiations(due, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
+    """Every negotiation ending by ``due`` concludes, by (due, requester id)."""
+    iv, NF, NI, NA, NP, rank = C[6], C[11], C[15], C[16], C[17], C[18]
+    while True:
+        best = -1
+        for m in range(iv[N_NEGS]):
+            if NF[m, 0] <= due + _EPS and (best < 0 or NF[m, 0] < NF[best, 0] or (
+                    NF[m, 0] == NF[best, 0] and rank[NI[m, 0]] < rank[NI[best, 0]])):
+                best = m
+        if best < 0:
+            return
+        _conclude(best, elapsed, E, C, S, P, PI, rng)
+        n = iv[N_NEGS]
+        for m in range(best, n - 1):
+            NF[m, :] = NF[m + 1, :]
+            NI[m, :] = NI[m + 1, :]
+            NA[m, :] = NA[m + 1, :]
+            NP[m, :] = NP[m + 1, :]
+        iv[N_NEGS] = n - 1
+
+
+@njit(cache=True)
+def _conclude(m, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
+    """The requester chooses among its accepts; a deal if both are under their interlock."""
+    held, TI, iv, NF, NI = C[2], C[3], C[6], C[11], C[15]
+    _fresh(elapsed, E, C, S, P, PI)
+    requester = NI[m, 0]
+    if not TI[requester, FREE]:
+        return
+    s = slot_at(NF[m, 0], P[START_OF_DAY], S[0], S[1])
+    strategy = S[14][s] if s >= 0 else 0
+    other = _choose(m, strategy, C, rng)
+    if other < 0:
+        return
+    accepted = C[16][m, other]
+    amount = min(NI[m, 2], accepted, PI[AMOUNT_MAX])
+    amount = (amount // PI[AMOUNT_UNIT]) * PI[AMOUNT_UNIT]
+    if amount < PI[AMOUNT_MIN]:
+        amount = 0
+    if amount <= 0 or held[requester] >= PI[DEAL_CAPACITY] or \
+            held[other] >= PI[DEAL_CAPACITY]:
+        return  # dropped silently (no retry)
+    charge, discharge = (requester, other) if NI[m, 1] == 1 else (other, requester)
+    iv[COUNT] += 1
+    d = iv[N_DEALS]
+    DF, DI = C[9], C[10]
+    DF[d, :] = 0.0
+    DF[d, CREATED], DF[d, ACTIVATED], DF[d, STARTED], DF[d, ENDED] = NF[m, 0], np.nan, \
+        np.nan, np.nan
+    DF[d, CURRENT], DF[d, END_TICK] = P[DEAL_CURRENT], np.inf
+    DI[d, NUMBER], DI[d, REQUEST_UNIT], DI[d, TYPE] = iv[COUNT], requester, NI[m, 1]
+    DI[d, CHARGE], DI[d, DISCHARGE], DI[d, REQUEST_WH] = charge, discharge, NI[m, 2]
+    DI[d, ACCEPT_WH], DI[d, DEAL_WH], DI[d, STATE], DI[d, REASON] = accepted, amount, NEW, -1
+    iv[N_DEALS] = d + 1
+    _hold(d, 1, C)
+
+
+@njit(cache=True)
+def _choose(m, strategy, C, rng):  # pragma: no cover - compiled
+    """The accept the requester picks (amount, or pointAndAmount); ties by the seed."""
+    NF, NI, NA, NP = C[11], C[15], C[16], C[17]
+    pair, point, charge = NI[m, 3], NF[m, 1], NI[m, 1] == 1
+    n = NA.shape[1]
+    ok = np.zeros(n, dtype=np.bool_)
+    k1 = np.zeros(n)
+    k2 = np.zeros(n)
+    for j in range(n):
+        if NA[m, j] < 0 or (pair != _NONE and j != pair):
+            continue
+        if strategy == 1:
+            if np.isnan(point):
+                return -1  # apis-main would fail unboxing a missing price: no deal
+            p = NP[m, j]
+            if np.isnan(p) or (charge and p > point) or (not charge and p < point):
+                continue
+            k1[j], k2[j] = (-p if charge else p), NA[m, j]
+        else:
+            if NA[m, j] <= 0:
+                continue
+            k1[j], k2[j] = NA[m, j], 0.0
+        ok[j] = True
+    best = -1
+    ties = 0
+    for j in range(n):
+        if ok[j]:
+            if best < 0 or k1[j] > k1[best] or (k1[j] == k1[best] and k2[j] > k2[best]):
+                best, ties = j, 1
+            elif k1[j] == k1[best] and k2[j] == k2[best]:
+                ties += 1
+    if ties <= 1:
+        return best
+    pick = rng.integers(0, ties)  # arrival order on the event bus: the seed stands in for it
+    for j in range(n):
+        if ok[j] and k1[j] == k1[best] and k2[j] == k2[best]:
+            if pick == 0:
+                return j
+            pick -= 1
+    return best
+
+
+# ---------------------------------------------------------------------- Grid Master
+@njit(cache=True)
+def _gm_tick(due, vg_max, C, P, PI):  # pragma: no cover - compiled
+    """One Grid Master main loop at the tick of ``due``."""
+    fv, iv, DF, DI = C[5], C[6], C[9], C[10]
+    period = P[GM_S]
+    tick = fv[GM_LAST] + max(1.0, np.rint((due - fv[GM_LAST]) / period)) * period
+    fv[GM_LAST] = tick
+    iv[PROCESSED_GM] = 1
+    for d in range(iv[N_DEALS]):
+        if DI[d, STATE] == STARTED_STATE:
+            _integrate(d, tick, DF)
+    if PI[OPERATION_MODE] == STOP or PI[OPERATION_MODE] == MANUAL:
+        while iv[N_DEALS] > 0:  # a global error in apis-main: every deal is scrammed
+            _end(0, tick, FORCE_STOP, C, P)
+    # the running master deal is processed last (DealExecution's order)
+    master = -1
+    others = []
+    for d in range(iv[N_DEALS]):
+        if DI[d, STATE] == STARTED_STATE:
+            if DI[d, NUMBER] == iv[MASTER]:
+                master = DI[d, NUMBER]
+            else:
+                others.append(DI[d, NUMBER])
+    for number in others:
+        _cumulation(number, tick, C, P)
+    activated = [DI[d, NUMBER] for d in range(iv[N_DEALS]) if DI[d, STATE] != NEW]
+    for number in activated:
+        d = _row(number, C)
+        if d >= 0 and DI[d, STATE] == RAMPING:
+            _ramping(d, tick, vg_max, C, P)
+    fresh = [DI[d, NUMBER] for d in range(iv[N_DEALS]) if DI[d, STATE] == NEW]
+    for number in fresh:
+        d = _row(number, C)
+        if d >= 0:
+            _activation(d, tick, C, P)
+    if master >= 0:
+        _cumulation(master, tick, C, P)
+
+
+@njit(cache=True)
+def _cumulation(number, tick, C, P):  # pragma: no cover - compiled
+    """End a deal whose energy passed its amount; abort it past the rsoc limits."""
+    DF, DI, TF = C[9], C[10], C[4]
+    d = _row(number, C)
+    if d < 0:
+        return
+    if DI[d, DEAL_WH] < DF[d, CUM]:
+        _end(d, tick, AMOUNT, C, P)
+    elif TF[DI[d, DISCHARGE]] < P[LOWER_RSOC] or TF[DI[d, CHARGE]] > P[UPPER_RSOC]:
+        _end(d, tick, FORCE_STOP, C, P)
+
+
+@njit(cache=True)
+def _ramping(d, tick, vg_max, C, P):  # pragma: no cover - compiled
+    """The first deal waits for the grid: vg >= dvg − allowance, or it times out."""
+    DF = C[9]
+    if vg_max >= P[GRID_V] - P[ALLOWANCE]:
+        _start(d, tick, C)
+        return
+    activated = DF[d, ACTIVATED] if DF[d, ACTIVATED] != 0.0 else tick  # (activated or tick)
+    if tick - activated >= P[RAMP_TIMEOUT_S]:
+        _end(d, tick, RAMP_TIMEOUT, C, P)
+
+
+@njit(cache=True)
+def _activation(d, tick, C, P):  # pragma: no cover - compiled
+    """Validate (direction, total current), then start at once or ramp up as the first."""
+    iv, DF, DI, large = C[6], C[9], C[10], C[12]
+    total = 0.0
+    active = 0
+    started = 0
+    for x in range(iv[N_DEALS]):
+        if x == d or DI[x, STATE] == NEW:
+            continue
+        if DI[x, CHARGE] == DI[d, DISCHARGE] or DI[x, DISCHARGE] == DI[d, CHARGE]:
+            _end(d, tick, DIRECTION, C, P)
+            return
+    for x in range(iv[N_DEALS]):
+        if x == d or DI[x, STATE] == NEW:
+            continue
+        total += DF[x, CURRENT]
+        active += 1
+        if DI[x, STATE] == STARTED_STATE:
+            started += 1
+    if total + DF[d, CURRENT] > P[SUM_MAX] + 1e-12:
+        _end(d, tick, CAPACITY, C, P)
+        return
+    if active == 0:
+        DF[d, ACTIVATED] = tick
+        DI[d, STATE] = RAMPING
+        iv[VERSION] += 1
+        iv[MASTER] = DI[d, NUMBER]
+        iv[VR] = _master_side(d, C, P)
+        return
+    if started == 0:
+        return  # later deals wait until the first one has started
+    DF[d, ACTIVATED] = tick
+    vr_large = iv[VR] >= 0 and large[iv[VR]]
+    if not vr_large and (large[DI[d, CHARGE]] or large[DI[d, DISCHARGE]]):
+        iv[VR] = DI[d, CHARGE] if large[DI[d, CHARGE]] else DI[d, DISCHARGE]
+        iv[MASTER] = DI[d, NUMBER]
+    _start(d, tick, C)
+
+
+# ---------------------------------------------------------------------- waking
+@njit(cache=True)
+def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
+    """Run every event due by ``elapsed`` in time order (as ApisController.wake)."""
+    fv, iv, TI, NF = C[5], C[6], C[3], C[11]
+    iv[PROCESSED_GM] = 0
+    now = elapsed + _EPS
+    vg = E[17]
+    vg_max = vg.max() if vg.shape[0] else 0.0
+    while True:
+        _fresh(elapsed, E, C, S, P, PI)
+        due, kind, which = np.inf, 3, -1
+        for m in range(iv[N_NEGS]):
+            if NF[m, 0] <= now and NF[m, 0] < due:
+                due, kind = NF[m, 0], 0
+        for i in range(TI.shape[0]):
+            if TI[i, CHANCE]:
+                t = _hk_tick(i, fv[CLOCK], C, P)
+                if t <= now and (t < due or (t == due and kind > 1)):
+                    due, kind, which = t, 1, i
+        gm = _next_gm(C, P, PI)
+        if gm <= now and gm < due:
+            due, kind = gm, 2
+        if kind == 3:
+            break
+        fv[CLOCK] = due
+        if kind == 0:
+            _end_negotiations(due, elapsed, E, C, S, P, PI, rng)
+        elif kind == 1:
+            _ask(which, due, elapsed, C, S, P, PI)
+        else:
+            _gm_tick(due, vg_max, C, P, PI)
+    fv[CLOCK] = elapsed
+
+
+@njit(cache=True)
+def _command(E, C, P):  # pragma: no cover - compiled
+    """Set every converter that is not as the deals want it; the grid once."""
+    mode, dvg, dig, drg, grid, ugv = E[13], E[14], E[15], E[16], E[21], E[3]
+    iv, DF, DI = C[6], C[9], C[10]
+    n = mode.shape[0]
+    want = np.full(n, _WAIT, dtype=np.int64)
+    current = np.zeros(n)
+    for d in range(iv[N_DEALS]):
+        if DI[d, STATE] == STARTED_STATE:
+            want[DI[d, CHARGE]] = _CHARGE
+            current[DI[d, CHARGE]] += DF[d, CURRENT]
+            want[DI[d, DISCHARGE]] = _DISCHARGE
+            current[DI[d, DISCHARGE]] += DF[d, CURRENT]
+    if iv[VR] >= 0:
+        want[iv[VR]], current[iv[VR]] = _REFERENCE, P[GRID_CURRENT_CAPACITY]
+    changed = False
+    for i in range(n):
+        m = want[i]
+        if m == _WAIT:
+            if mode[i] == _WAIT:
+                continue
+            mode[i] = _WAIT
+        else:
+            volts = P[GRID_V_MAX] if m == _DISCHARGE else P[GRID_V]
+            if mode[i] == m and abs(dig[i] - current[i]) <= 1e-9 and \
+                    abs(dvg[i] - volts) <= 1e-9:
+                continue
+            becomes_reference = m == _REFERENCE and mode[i] != _REFERENCE
+            mode[i], dvg[i], dig[i], drg[i] = m, volts, current[i], 0.0
+            if becomes_reference:
+                if np.isnan(grid[1]) and grid[0] < ugv[i]:  # a down grid ramps up
+                    grid[1], grid[2] = grid[0], dvg[i] / P[RAMP_SECONDS]
+                changed = True
+                continue
+        if not np.isnan(grid[1]) and grid[1] >= ugv[i]:
+            grid[1] = np.nan  # the grid is up: a change settles at once
+        changed = True
+    if changed:
+        apply_grid(mode, dvg, dig, drg, E[17], E[18], E[19], E[20], E[11], E[2], grid)
+
+
+@njit(cache=True)
+def _settled(E, C, P):  # pragma: no cover - compiled
+    """After a Grid Master tick: each running deal's rates from the new meters."""
+    iv, DF, DI, fv = C[6], C[9], C[10], C[5]
+    if not iv[PROCESSED_GM]:
+        return
+    wg, loss = E[19], E[20]
+    total = np.zeros(wg.shape[0])
+    for d in range(iv[N_DEALS]):
+        if DI[d, STATE] == STARTED_STATE:
+            total[DI[d, CHARGE]] += DF[d, CURRENT]
+            total[DI[d, DISCHARGE]] += DF[d, CURRENT]
+    for d in range(iv[N_DEALS]):
+        if DI[d, STATE] != STARTED_STATE:
+            continue
+        c, x = DI[d, CHARGE], DI[d, DISCHARGE]
+        into = (wg[c] - loss[c]) * DF[d, CURRENT] / total[c]
+        out = -(wg[x] - loss[x]) * DF[d, CURRENT] / total[x]
+        DF[d, BASE_T] = fv[GM_LAST]
+        DF[d, BASE0], DF[d, BASE1], DF[d, BASE2] = DF[d, CUM], DF[d, DELIV], DF[d, TAKEN]
+        DF[d, RATE0] = into if P[REF_SIDE_CHARGE] else out
+        DF[d, RATE1], DF[d, RATE2] = into, out
+        DF[d, END_TICK] = _amount_tick(d, C, P)
+
+
+@njit(cache=True)
+def _amount_tick(d, C, P):  # pragma: no cover - compiled
+    """The first tick at which the deal's energy is strictly greater than its amount."""
+    fv, DF, DI = C[5], C[9], C[10]
+    if DF[d, RATE0] <= 0.0:
+        return np.inf
+    period = P[GM_S]
+    first = fv[GM_LAST] + period
+    reach = DF[d, BASE_T] + (DI[d, DEAL_WH] - DF[d, BASE0]) * 3600.0 / DF[d, RATE0]
+    k = max(0, math.floor((reach - first) / period) - 1)
+    t = first + k * period
+    while _energy_at(d, t, DF)[0] <= DI[d, DEAL_WH]:
+        t += period
+    return t
+
+
+@njit(cache=True)
+def _control(elapsed, previous, step, E, C, S, P, PI, rng):  # pragma: no cover - compiled
+    """One wake-up at ``elapsed`` with the clock the reference's plan gives it, the commands,
+    the rates, and the next plan's promise."""
+    fv, iv = C[5], C[6]
+    iv[WAKES] += 1
+    iv[TABLE_VERSION] = -1  # the batteries moved
+    if np.isnan(fv[CLOCK]):
+        fv[CLOCK] = elapsed
+    else:
+        recent = elapsed - step + 1e-6
+        fv[CLOCK] = max(previous, min(fv[PROMISED], recent))
+        _fresh(elapsed, E, C, S, P, PI)
+        promised = min(_earliest(C, P, PI), elapsed + _EPS)
+        fv[CLOCK] = max(fv[CLOCK], min(promised, recent))
+    _wake(elapsed, E, C, S, P, PI, rng)
+    _command(E, C, P)
+    _settled(E, C, P)
+    _fresh(elapsed, E, C, S, P, PI)
+    fv[PROMISED] = min(_earliest(C, P, PI), elapsed + _EPS)
+    fv[WOKEN_AT] = elapsed
+
+
+@njit(cache=True)
+def _quiet(elapsed, previous, C, S, P, PI):  # pragma: no cover - compiled
+    """Whether the wake-up at ``elapsed`` would find nothing to do: woken one step ago, every
+    unit in its band, the same slot, no unit with a chance, no negotiation ending and no Grid
+    Master tick that can change something by now."""
+    fv, iv, NF = C[5], C[6], C[11]
+    if fv[WOKEN_AT] != previous or iv[TRIPPED] or iv[TABLE_VERSION] != iv[VERSION] or \
+            iv[N_CHANCE] > 0:
+        return False
+    now = elapsed + _EPS
+    if slot_at(elapsed, P[START_OF_DAY], S[0], S[1]) != iv[TABLE_SLOT]:
+        return False
+    for m in range(iv[N_NEGS]):
+        if NF[m, 0] <= now:
+            return False
+    return _next_gm(C, P, PI) > now
+
+
+@njit(cache=True)
+def _quiet_steps(k, n_steps, step0, dt, E, C, S, P, PI):  # pragma: no cover - compiled
+    """How many steps from step k on may run before the next wake-up that can find work
+    (1 when the next one may: a unit with a chance, a rising grid)."""
+    iv, NF = C[6], C[11]
+    if iv[N_CHANCE] > 0 or not np.isnan(E[21][1]) or iv[TABLE_VERSION] != iv[VERSION]:
+        return 1
+    event = _next_gm(C, P, PI)
+    for m in range(iv[N_NEGS]):
+        event = min(event, NF[m, 0])
+    steps = n_steps - k
+    if event < np.inf:
+        steps = min(steps, max(1, math.ceil((event - (step0 + k) * dt) / dt) + 1))
+        while steps > 1 and (step0 + k + steps - 1) * dt + _EPS >= event:
+            steps -= 1  # every wake-up skipped inside must come before the event
+    return steps
+
+
+@njit(cache=True)
+def _quiet_block(k, limit, step0, dt, solar, load_j, load_f, E, C, S, P):  # pragma: no cover
+    """Up to ``limit`` steps from step k whose wake-ups (but the first) find nothing to do,
+    in blocks of growing size: stops after a step that takes a unit out of its band, or
+    before a wake-up in another slot.  Returns (steps run, whether a band was left)."""
+    iv = C[6]
+    ran, block = 0, 8
+    while ran < limit:
+        size = min(block, limit - ran)
+        for j in range(ran, ran + size):  # the wake-ups skipped must stay in the slot
+            if j > 0 and slot_at((step0 + k + j) * dt, P[START_OF_DAY], S[0],
+                                 S[1]) != iv[TABLE_SLOT]:
+                size = j - ran
+                break
+        if size == 0:
+            return ran, False
+        done, left = _physics(k + ran, size, dt, solar, load_j, load_f, E)
+        iv[BLOCKS] += 1
+        ran += done
+        if left or done < size:
+            return ran, left
+        block *= 2
+    return ran, False
+
+
+@njit(cache=True)
+def _physics(k, steps, dt, solar, load_j, load_f, E):  # pragma: no cover - compiled
+    """Run ``steps`` physics steps from step k, stopping right after the first that takes a
+    unit out of its band; returns (steps run, whether a band was left)."""
+    energy, bypass, ac_charge, out, ledger, trip = E[7], E[9], E[10], E[11], E[12], E[23]
+    saved = (energy.copy(), bypass.copy(), ac_charge.copy(), out.copy(), ledger.copy()) \
+        if steps > 1 else (energy, bypass, ac_charge, out, ledger)
+    run_steps_serial(dt, solar[k:k + steps], load_j[k:k + steps], load_f[k:k + steps], E[4],
+                     E[5], E[6], E[19], E[20], E[1], energy, E[8], bypass, ac_charge, out,
+                     ledger, E[22], trip)
+    first = trip.min()
+    if first > steps:
+        return steps, False
+    if first < steps:  # put the state back and run up to the step that left the band
+        energy[:], bypass[:], ac_charge[:] = saved[0], saved[1], saved[2]
+        out[:, :], ledger[:, :] = saved[3], saved[4]
+        run_steps_serial(dt, solar[k:k + first], load_j[k:k + first], load_f[k:k + first],
+                         E[4], E[5], E[6], E[19], E[20], E[1], energy, E[8], bypass,
+                         ac_charge, out, ledger, E[22], trip)
+    return first, True
+
+
+@njit(cache=True)
+def advance(step0, n_steps, solar, load_j, load_f, E, C, S, P, PI, rng,
+            fin_room):  # pragma: no cover - compiled
+    """Wake and step ``n_steps`` times from step ``step0``; stops early (returning the steps
+    run) when fewer than ``fin_room`` rows are left for finished deals.  Stretches of steps
+    whose wake-ups would find nothing to do run as one block of physics."""
+    dt = E[0]
+    fv, iv, FF = C[5], C[6], C[13]
+    grid = E[21]
+    k = 0
+    while k < n_steps:
+        elapsed = (step0 + k) * dt
+        if fv[WOKEN_AT] != elapsed:
+            previous = (step0 + k - 1) * dt
+            if iv[TRIPPED] and fv[WOKEN_AT] == previous:
+                # a unit left its band: its role may have changed, perhaps to nothing new
+                iv[TRIPPED], iv[TABLE_VERSION] = 0, -1
+                _fresh(elapsed, E, C, S, P, PI)
+            if _quiet(elapsed, previous, C, S, P, PI):
+                # what the wake-up would leave: the clock now, the promise one instant on
+                fv[CLOCK], fv[PROMISED], fv[WOKEN_AT] = elapsed, elapsed + _EPS, elapsed
+            else:
+                if FF.shape[0] - iv[N_FIN] < fin_room:
+                    return k
+                _control(elapsed, previous, dt, E, C, S, P, PI, rng)
+        steps = _quiet_steps(k, n_steps, step0, dt, E, C, S, P, PI)
+        ran, left = _quiet_block(k, steps, step0, dt, solar, load_j, load_f, E, C, S, P)
+        iv[TRIPPED] = 1 if left else 0
+        if ran > 1:  # the wake-ups skipped inside the block
+            last = (step0 + k + ran - 1) * dt
+            fv[CLOCK], fv[PROMISED], fv[WOKEN_AT] = last, last + _EPS, last
+        k += ran
+        if not np.isnan(grid[1]):  # the grid rises step by step
+            grid[1] += grid[2] * dt
+            apply_grid(E[13], E[14], E[15], E[16], E[17], E[18], E[19], E[20], E[11], E[2],
+                       grid)
+    return n_steps
+
+
+@njit(cache=True)
+def wake_now(elapsed, previous, step, E, C, S, P, PI, rng):  # pragma: no cover - compiled
+    """The wake-up at ``elapsed`` if it has not happened (the last one, before the end)."""
+    fv = C[5]
+    if fv[WOKEN_AT] != elapsed:
+        _control(elapsed, previous, step, E, C, S, P, PI, rng)
+
+
+@njit(cache=True)
+def take_day(elapsed, C, P):  # pragma: no cover - compiled
+    """Count what running deals moved by the last tick; the day's (in, out, deals)."""
+    fv, iv, DF, DI = C[5], C[6], C[9], C[10]
+    t = _last_tick_at(elapsed, C, P)
+    for d in range(iv[N_DEALS]):
+        if DI[d, STATE] == STARTED_STATE:
+            _, delivered, taken = _energy_at(d, t, DF)
+            _book(d, delivered, taken, C)
+    day = (fv[DAY_IN], fv[DAY_OUT], fv[DAY_DEALS])
+    fv[DAY_IN] = fv[DAY_OUT] = fv[DAY_DEALS] = 0.0
+    return day
+
+
+@njit(cache=True)
+def close(elapsed, C, P):  # pragma: no cover - compiled
+    """End every deal at the last tick (run_end)."""
+    iv, DF = C[6], C[9]
+    t = _last_tick_at(elapsed, C, P)
+    while iv[N_DEALS] > 0:
+        _integrate(0, t, DF)
+        _end(0, t, RUN_END, C, P)
