@@ -62,20 +62,32 @@ class UnitsBlock:
     @cached_property
     def numbers(self) -> np.ndarray:
         """(units, 6): rsoc exactly as :attr:`Snapshot.rsoc`, pv, load, |flow|, wg, p2."""
-        out = self.out
-        numbers = np.empty((len(self.ids), 6))
-        np.multiply(self.energy, 100.0, out=numbers[:, 0])
-        np.divide(numbers[:, 0], self.capacity, out=numbers[:, 0])
-        numbers[:, 1] = out[:, _O["pv"]]
-        numbers[:, 2] = out[:, _O["load"]]
-        np.abs(out[:, _O["flow"]], out=numbers[:, 3])
-        numbers[:, 4] = self.wg
-        numbers[:, 5] = out[:, _O["p2"]]
-        numbers.setflags(write=False)
-        return numbers
+        return numbers_of([self])
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def numbers_of(blocks: list[UnitsBlock]) -> np.ndarray:
+    """The numbers of ``blocks`` one after the other, (rows, 6), computed in one pass over
+    their stacked arrays (not block by block)."""
+    if len(blocks) == 1:
+        energy, capacity, out, wg = blocks[0].energy, blocks[0].capacity, blocks[0].out, \
+            blocks[0].wg
+    else:
+        energy, capacity = (np.concatenate([b.energy for b in blocks]),
+                            np.concatenate([b.capacity for b in blocks]))
+        out, wg = np.concatenate([b.out for b in blocks]), np.concatenate([b.wg for b in blocks])
+    numbers = np.empty((len(energy), 6))
+    np.multiply(energy, 100.0, out=numbers[:, 0])
+    np.divide(numbers[:, 0], capacity, out=numbers[:, 0])
+    numbers[:, 1] = out[:, _O["pv"]]
+    numbers[:, 2] = out[:, _O["load"]]
+    np.abs(out[:, _O["flow"]], out=numbers[:, 3])
+    numbers[:, 4] = wg
+    numbers[:, 5] = out[:, _O["p2"]]
+    numbers.setflags(write=False)
+    return numbers
 
 
 def open_new_file(path: Path, header: bytes) -> int:
@@ -107,7 +119,7 @@ class _Encoder:
         unit_row = np.tile(np.arange(units, dtype=np.int64), len(blocks))
         times = encode_column([b.time.strftime(INDIV_TIME_FORMAT) for b in blocks])
         time_row = np.repeat(np.arange(len(blocks), dtype=np.int64), units)
-        numbers = np.concatenate([b.numbers for b in blocks])
+        numbers = numbers_of(blocks)
         return format_table((*self._cols[0], unit_row), (*times, time_row),
                             (*self._cols[1], unit_row), numbers, _DECIMALS)
 

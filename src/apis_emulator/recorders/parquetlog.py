@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .indivlog import INDIV_COLUMNS, UnitsBlock
+from .indivlog import INDIV_COLUMNS, UnitsBlock, numbers_of
 from .worker import RecorderError, SinkWorker
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ class IndividualParquet(SinkWorker):
         blocks, self._buffer, self._buffered = self._buffer, [], 0
         seconds = np.repeat(np.array([b.time for b in blocks], dtype="datetime64[s]")
                             .astype(np.int64), [len(b) for b in blocks])
-        numbers = np.concatenate([b.numbers for b in blocks]).T.copy()  # a column a row
+        numbers = numbers_of(blocks).T.copy()  # a column a row
         columns = [self._texts(blocks, "ids"), self._array(self._pa.timestamp("s"), seconds),
                    self._texts(blocks, "displays")]
         columns += [self._array(self._pa.float64(), column) for column in numbers]
