@@ -372,10 +372,12 @@ def test_report_on_a_sweep_folder(local_sweep, tmp_path):
     assert result.files["report"] == tmp_path / "report" / "report.md"
 
 
-def test_ctrl_c_leaves_only_complete_runs(sweep_data, tmp_path):
+@pytest.mark.parametrize(("to_group", "signum"), [(True, signal.SIGINT),
+                                                  (False, signal.SIGTERM)])
+def test_ctrl_c_leaves_only_complete_runs(sweep_data, tmp_path, to_group, signum):
     """Ctrl-C in a terminal (SIGINT to the command's process group, its local Dask workers
-    included) once a run is done: exit 130, only complete run folders, their rows in
-    runs.csv, and the rest still to run."""
+    included), or SIGTERM to the command, once a run is done: exit 130, only complete run
+    folders, their rows in runs.csv, and the rest still to run."""
     sweep = tmp_path / "s.toml"
     sweep.write_text(f'[sweep]\ndays = 2\nunits = 4\nstep = 0.05\ndata = "{sweep_data}"\n\n'
                      "[axes]\nbatterySize = [2400.0, 3600.0, 4800.0, 6000.0, 7200.0, 8400.0]\n",
@@ -389,7 +391,10 @@ def test_ctrl_c_leaves_only_complete_runs(sweep_data, tmp_path):
     while time.monotonic() < deadline and not any(
             p.is_dir() and not p.name.startswith(".") for p in (out / "runs").glob("*")):
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)
+    if to_group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
     output = proc.communicate(timeout=60)[0].decode()
     assert proc.returncode == 130, output
     assert "Traceback" not in output, output
