@@ -232,3 +232,39 @@ def test_the_worked_example_of_the_docs_parses():
     assert sorted({(p["settings"]["DCChargeLoss"], p["settings"]["DCDischargeLoss"])
                    for p in params}) == [(20.0, 15.0), (71.0, 55.0)]
     assert {r.labels["converter"] for r in sweep.rows} == {"spec", "low"}
+
+
+def test_config_is_simulates_settings_file(sweep_data, tmp_path):
+    """config = a settings file, as `simulate --config`: under [settings] and the axes, its
+    path relative to the sweep file, its dataSet used when the sweep names none, its step kept
+    with a controller; the same run as the same values written in [settings]."""
+    here = tmp_path / "study"
+    shutil.copytree(sweep_data, here / "data")
+    (here / "base.toml").write_text('dataSet = "data"\nbatterySize = 3000.0\n'
+                                    'UPS_TRIGGER_AC_ON = 15.0\nstep = 2.0\n', encoding="utf-8")
+    (here / "s.toml").write_text('[sweep]\ndays = 1\nunits = 4\nconfig = "base.toml"\n'
+                                 'controller = "apis"\n\n[settings]\nbatterySize = 3500.0\n',
+                                 encoding="utf-8")
+    run = load_sweep(here / "s.toml").runs[0]
+    assert run.data == str((here / "data").resolve())
+    settings = run.params["settings"]
+    assert (settings["batterySize"], settings["UPS_TRIGGER_AC_ON"], settings["step"]) == (
+        3500.0, 15.0, 2.0)
+    same = load_sweep(sweep_doc(here / "data", sweep={"controller": "apis"}, settings={
+        "batterySize": 3500.0, "UPS_TRIGGER_AC_ON": 15.0, "step": 2.0}))
+    assert same.runs[0].run_id == run.run_id
+
+
+@pytest.mark.parametrize(("config", "key"), [
+    (None, "sweep.config='missing.toml'"),
+    ("batterySize = -5.0\n", "batterySize (in sweep.config = "),
+    ("nope = 1\n", "nope (in sweep.config = "),
+])
+def test_a_bad_config_is_refused_naming_it(sweep_data, tmp_path, config, key):
+    """A missing settings file names the option; a bad key in it names the key and the file."""
+    if config is not None:
+        (tmp_path / "missing.toml").write_text(config, encoding="utf-8")
+    with pytest.raises(SweepFileError) as caught:
+        load_sweep(sweep_doc(sweep_data, sweep={"config": str(tmp_path / "missing.toml")}))
+    assert key.replace("'missing.toml'", repr(str(tmp_path / "missing.toml"))) in str(
+        caught.value)

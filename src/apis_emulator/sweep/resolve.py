@@ -115,6 +115,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "days": lambda k, v: _number(k, v, "a number of days > 0", lambda x: x > 0),
     "units": lambda k, v: None if v is None else _whole(k, v, "a whole number >= 1", 1),
     "data": lambda k, v: _text(k, v, "a data-set directory or 'default'"),
+    "config": lambda k, v: v if v is None else _text(
+        k, v, "the path of a settings file (TOML), as simulate --config"),
     "indiv_interval": lambda k, v: _number(
         k, v, "an interval >= 0 [s] of emulated time; 0 = no individual log", lambda x: x >= 0),
     "indiv_format": lambda k, v: _choice(k, v, ("csv", "parquet")),
@@ -169,11 +171,16 @@ class _Resolver:
         """The run's full parameters, checked."""
         assigned = (*self.file.base, *combination.assignments)
         options, origins = _options(assigned)
+        config = None if options["config"] is None else self._path(options["config"])
+        if config is not None:
+            origins.setdefault("config", "sweep.config")
+            if "data" not in origins:  # as simulate: --data, else the config's dataSet
+                options["data"] = _config_data_set(config, origins["config"])
         data, dataset, digest = self.dataset(options["data"], origins.get("data", "sweep.data"))
         units = options["units"] if options["units"] is not None else dataset.households
         sharing = options["controller"] != "none"
         step = controllers.default_step(options["time_scale"]) if sharing else None
-        settings = _settings(assigned, units, step)
+        settings = _settings(assigned, units, step, (config, origins.get("config", "")))
         params: dict[str, Any] = {
             "days": options["days"], "units": units, "data": digest,
             "indiv_interval": options["indiv_interval"],
@@ -230,12 +237,28 @@ def _options(assigned: Iterable[Assignment]) -> tuple[dict[str, Any], dict[str, 
     return options, origins
 
 
-def _settings(assigned: Iterable[Assignment], units: int,
-              step: float | None) -> dict[str, Any]:
+def _config_data_set(config: str, origin: str) -> str:
+    """The ``dataSet`` of a settings file (relative to that file), as ``simulate`` reads it."""
+    try:
+        return load_settings(config, env={}).dataSet
+    except SettingsError as exc:
+        raise SweepFileError(_config_key(exc.key, origin, config), exc.value, exc.accepted) \
+            from None
+
+
+def _config_key(key: str, origin: str, config: str) -> str:
+    """The key of an error raised by the settings file itself: the option, or a key in it."""
+    key = key.removeprefix("--")
+    return origin if key == "config" else f"{key} (in {origin} = {config})"
+
+
+def _settings(assigned: Iterable[Assignment], units: int, step: float | None,
+              config: tuple[str | None, str] = (None, "")) -> dict[str, Any]:
     """Every setting of the run, checked, as JSON-able values (the data set left out).
 
-    ``step`` is the default physics step [s] of a run with a controller (None: simulate's)."""
-    values: dict[str, Any] = {} if step is None else {"step": step}
+    ``step`` is the default physics step [s] of a run with a controller (None: simulate's);
+    ``config`` the settings file under the sweep's settings, and the key that named it."""
+    values: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for a in assigned:
         if a.kind == "setting":
@@ -244,12 +267,17 @@ def _settings(assigned: Iterable[Assignment], units: int,
         elif a.kind == "unit":
             _unit_override(values, a, units)
             origins[f"units.{a.path[0]}.{a.path[1]}"] = a.origin
+    path, config_origin = config
     try:
-        settings = load_settings(None, env={}, overrides=values).with_defaults_for("simulate")
+        settings = load_settings(path, env={}, overrides=values)
+        if step is not None and settings.step is None:  # as simulate with a controller
+            settings = settings.replace(step=step)
+        settings = settings.with_defaults_for("simulate")
     except SettingsError as exc:
         key = exc.key.removeprefix("--")
-        raise SweepFileError(origins.get(key, f"settings.{key}"), exc.value, exc.accepted) \
-            from None
+        where = origins.get(key) or (_config_key(key, config_origin, path) if path
+                                     else f"settings.{key}")
+        raise SweepFileError(where, exc.value, exc.accepted) from None
     return {f.name: _plain(getattr(settings, f.name)) for f in dataclasses.fields(settings)
             if f.name != "dataSet"}
 

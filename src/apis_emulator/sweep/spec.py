@@ -22,7 +22,7 @@ __all__ = ["Assignment", "Combination", "SweepFile", "read_sweep_file", "OPTION_
 #: Run options of ``simulate`` by flag name (dashes as underscores) and their sweep defaults.
 #: Unlike ``simulate``, a sweep writes no individual log unless ``indiv_interval`` asks for it.
 OPTION_DEFAULTS: dict[str, Any] = {
-    "days": 365.0, "units": None, "data": "default", "indiv_interval": 0.0,
+    "days": 365.0, "units": None, "data": "default", "config": None, "indiv_interval": 0.0,
     "indiv_format": "csv", "controller": "none", "scenario": None, "policy": None,
     "hw_config": None, "seed": 0, "time_scale": 1.0, "operation_mode": "autonomous"}
 #: Flags of ``simulate`` that set a setting, and the setting that names the data set.
