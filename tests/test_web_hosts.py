@@ -1,6 +1,6 @@
 """DNS rebinding and cross-origin commands, with a real Chromium against a real server.
 
-Chromium reaches the emulator under another name with ``--host-resolver-rules`` (evil.test →
+Chromium reaches the emulator under another name with ``--host-resolver-rules`` (EVIL →
 127.0.0.1), as a browser does after an attacker's DNS answer changed: the page under that name,
 and a rebinding page's same-origin commands, are refused (403 naming ``allowedHosts``); a
 command from a page on another origin is refused (403, cross-site); the emulator's own page,
@@ -20,7 +20,7 @@ from playwright.sync_api import sync_playwright
 from page_conftest import CHROMIUM, CHROMIUM_ARGS, PageServer, open_page
 from web_support import start_server, write_dataset
 
-EVIL = "evil.test"
+EVIL = "evil.example.com"  #: the attacker's name (any name but localhost, .localhost, .test)
 #: Chromium's own protections of loopback from other pages, turned off for these tests.
 LOCAL_NETWORK_CHECKS = ("LocalNetworkAccessChecks", "BlockInsecurePrivateNetworkRequests",
                         "PrivateNetworkAccessSendPreflights",
@@ -46,7 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, resolving evil.test to 127.0.0.1 (a rebound DNS name), without its
+    """Debian's chromium, resolving EVIL to 127.0.0.1 (a rebound DNS name), without its
     own Local Network Access checks (as Firefox, Safari or an older Chromium): a page from
     elsewhere may then reach loopback, and the emulator must refuse by itself."""
     if not Path(CHROMIUM).exists():
@@ -82,7 +82,7 @@ def _attack(browser: Any, page_url: str, target: str, mode: str) -> list[Any]:
 
 
 def test_the_page_under_another_name_is_refused(browser: Any, server: PageServer) -> None:
-    """http://evil.test:PORT/ reaches the server (it resolves to 127.0.0.1) and gets 403."""
+    """http://EVIL:PORT/ reaches the server (it resolves to 127.0.0.1) and gets 403."""
     context = browser.new_context()
     try:
         page = context.new_page()
@@ -97,7 +97,7 @@ def test_the_page_under_another_name_is_refused(browser: Any, server: PageServer
 
 def test_a_rebinding_page_can_neither_command_nor_read(browser: Any,
                                                         server: PageServer) -> None:
-    """Same-origin fetches of a page served as evil.test: both 403, rsoc unchanged."""
+    """Same-origin fetches of a page served as EVIL: both 403, rsoc unchanged."""
     before = _rsoc(server)
     origin = f"http://{EVIL}:{_port(server)}"
     assert _attack(browser, origin + "/attack.html", origin, "same-origin") == [403, 403]
@@ -132,9 +132,11 @@ HOSTS = [
     ("[::1]:4390", 200),
     ("192.168.1.20:4390", 200),  # an address cannot be rebound: any is accepted
     ("app.localhost:4390", 200),  # browsers resolve .localhost to loopback themselves
+    ("page.test", 200),  # a reserved name (RFC 6761): nobody outside can serve a page under it
     (f"{EVIL}:4390", 403),
     ("emulator.lan:4390", 403),  # a LAN name: only when allowedHosts lists it
-    ("localhost.evil.test", 403),
+    ("localhost.evil.example.com", 403),
+    ("evil.test.example.com", 403),
 ]
 
 

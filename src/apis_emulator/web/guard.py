@@ -2,7 +2,8 @@
 
 - An optional allow-list of client addresses/networks (settings ``allow``): others get 403.
 - The ``Host`` a request names must be one the server is reachable by: ``localhost`` (and
-  names under ``.localhost``), an IP address, or a name of the setting ``allowedHosts``.  A web
+  names under the reserved ``.localhost`` and ``.test``), an IP address, or a name of the
+  setting ``allowedHosts``.  A web
   page on a name its owner points at 127.0.0.1 (DNS rebinding) is "same origin" for the browser,
   so only the name it sends tells it apart: such a request gets 403 naming the setting.
 - State-changing paths refuse cross-site browser requests: a browser sends ``Sec-Fetch-Site``
@@ -30,6 +31,9 @@ __all__ = ["RequestGuard", "Refusal", "HostCheck"]
 log = logging.getLogger(__name__)
 
 _SAFE_FETCH_SITES = {b"same-origin", b"none"}
+#: Special-use domains nobody can register (RFC 6761): no page elsewhere is served under them,
+#: so they cannot be rebound; browsers resolve .localhost to loopback themselves.
+_RESERVED = (".localhost", ".test")
 
 
 @dataclass(frozen=True)
@@ -49,16 +53,16 @@ class Refusal:
 
 @dataclass(frozen=True)
 class HostCheck:
-    """Whether a ``Host`` header names this server: localhost, an IP address, or a name of
-    ``allowed`` (the setting allowedHosts: exact names, ``.suffix`` for a name and the names
-    under it, ``*`` for any)."""
+    """Whether a ``Host`` header names this server: localhost, a name under .localhost or
+    .test, an IP address, or a name of ``allowed`` (the setting allowedHosts: exact names,
+    ``.suffix`` for a name and the names under it, ``*`` for any)."""
 
     allowed: tuple[str, ...] = ()
 
     def accepts(self, host: str) -> bool:
         """Whether ``host`` (a Host header's name, without its port) is accepted."""
         name = host.lower().rstrip(".")
-        if name == "localhost" or name.endswith(".localhost") or _is_address(name):
+        if name == "localhost" or name.endswith(_RESERVED) or _is_address(name):
             return True
         return any(a == "*" or name == a or (a.startswith(".") and (name.endswith(a)
                                                                      or name == a[1:]))
@@ -72,8 +76,8 @@ class HostCheck:
         if self.accepts(_host_name(header)):
             return None
         listed = ", ".join(self.allowed) or "none"
-        accepted = ("localhost, an IP address, or a name of the setting allowedHosts "
-                    f"(now: {listed})")
+        accepted = ("localhost (or a name under .localhost or .test), an IP address, or a name "
+                    f"of the setting allowedHosts (now: {listed})")
         return Refusal(403, f"Host {header!r} is not a name of this server: to reach it under "
                             "this name, add the name to the setting allowedHosts "
                             "(APIS_EMULATOR_ALLOWEDHOSTS or the settings file)",
