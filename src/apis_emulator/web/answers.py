@@ -21,9 +21,12 @@ def error_body(message: str, field: str, value: Any, accepted: str) -> bytes:
     return orjson.dumps({"error": message, "field": field, "value": value, "accepted": accepted})
 
 
-async def raw_error(send: Any, status: int, body: bytes) -> None:
-    """Answer an ASGI request with ``status`` and the JSON ``body`` (before any router)."""
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+async def raw_error(send: Any, status: int, body: bytes, close: bool = False) -> None:
+    """Answer an ASGI request with ``status`` and the JSON ``body`` (before any router);
+    ``close``: and close the connection (its request's body is not read)."""
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

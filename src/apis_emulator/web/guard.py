@@ -45,6 +45,7 @@ class Refusal:
     field: str
     value: Any
     accepted: str
+    close: bool = False  #: close the connection after the answer (a body is left unread)
 
     def body(self) -> bytes:
         """The JSON error of this refusal."""
@@ -128,7 +129,7 @@ class RequestGuard:
             return
         log.warning("%d %s %s: %s", refusal.status, scope.get("client"), scope.get("path"),
                     refusal.message)
-        await raw_error(send, refusal.status, refusal.body())
+        await raw_error(send, refusal.status, refusal.body(), close=refusal.close)
 
     def _refusal(self, scope: dict[str, Any]) -> Refusal | None:
         """Why the request of ``scope`` is refused, or None to serve it."""
@@ -175,8 +176,8 @@ def _with_body(headers: Mapping[bytes, bytes]) -> Refusal | None:
     if b"transfer-encoding" in headers:
         return Refusal(400, "a request body is not accepted: every path is a GET",
                        "Transfer-Encoding", _text(headers[b"transfer-encoding"]),
-                       "no body (no Transfer-Encoding, Content-Length 0 or none)")
+                       "no body (no Transfer-Encoding, Content-Length 0 or none)", close=True)
     if length is not None and length.strip() not in (b"0", b""):
         return Refusal(400, "a request body is not accepted: every path is a GET",
-                       "Content-Length", _text(length), "0 or none (no body)")
+                       "Content-Length", _text(length), "0 or none (no body)", close=True)
     return None
