@@ -165,3 +165,21 @@ def test_long_decimals_still_read_exactly(tmp_path):
     load = random_load(2)
     path = write_load(tmp_path / "load.csv", load)
     assert read_load_csv(path).tobytes() == load.reshape(2, -1).tobytes()
+
+
+def test_more_households_than_the_bound_still_read(tmp_path, monkeypatch):
+    """A bound of the lines that is too small (odd line ends, a multi-member gzip) makes the
+    array grow: the same numbers."""
+    from apis_emulator.inputs import dataset
+
+    monkeypatch.setattr(dataset, "max_lines", lambda path, shortest: 1)
+    load = random_load(3)
+    path = write_load(tmp_path / "load.csv", load)
+    assert read_load_csv(path).tobytes() == load.reshape(3, -1).tobytes()
+
+
+def test_the_bound_of_a_gzip_file_comes_from_its_trailer(tmp_path):
+    text = write_load(tmp_path / "load.csv", load_array(0.5, 2)).read_bytes()
+    (tmp_path / "load.csv.gz").write_bytes(gzip.compress(text))
+    bound = textrows.max_lines(tmp_path / "load.csv.gz", shortest=103)
+    assert bound == len(text) // 103 + 2 >= text.count(b"\n") + 1

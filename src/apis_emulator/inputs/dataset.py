@@ -120,7 +120,8 @@ def _read_rows_layout(path: Path, body: Iterator[list[Line]]) -> np.ndarray:
     only backed by memory once written, so the numbers are held once and never copied.
     """
     first = ROWS_FIRST_VALUE_COLUMN - 1
-    capacity = max_lines(path, shortest=2 * (first + 48)) // DAYS + 1
+    # a data line has at least 53 commas, 48 values, an id and its line break: 103 bytes
+    capacity = max_lines(path, shortest=first + 48 + 48 + 1) // DAYS + 1
     load = np.empty((capacity, DAYS, 48), dtype=np.float64)
     rows: dict[str, int] = {}  # household id → rows so far; its index is its order
     index: dict[str, int] = {}
