@@ -88,6 +88,7 @@ class CompiledApis:
         deals = n * p.deal_capacity + 4
         open_per_unit = math.ceil(p.negotiation_s / p.house_keeping_s) + 1
         negotiations = n * open_per_unit + 1
+        ints[cr.N_FREE] = negotiations  # every row of accepts free
         return (nominal, member, np.zeros(n, dtype=np.int64),
                 np.zeros((n, cr.N_TI), dtype=np.int64), np.zeros(n), floats, ints,
                 np.array([c._phases[u] for u in ids]), np.full(n, -math.inf),
@@ -95,9 +96,9 @@ class CompiledApis:
                 np.zeros((negotiations, 2)), large,
                 np.zeros((max(4 * deals, 1024), 5)),
                 np.zeros((max(4 * deals, 1024), cr.N_DI), dtype=np.int64),
-                np.zeros((negotiations, 4), dtype=np.int64),
+                np.zeros((negotiations, cr.N_NI), dtype=np.int64),
                 np.full((negotiations, n), -1, dtype=np.int64), np.zeros((negotiations, n)),
-                rank)
+                rank, np.arange(negotiations, dtype=np.int64))
 
     def _args(self) -> tuple[Any, ...]:
         return (self._engine, self._state, self._scenario, self._policy, self._policy_int,

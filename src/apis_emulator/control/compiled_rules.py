@@ -39,8 +39,11 @@ N_TI = 8
 GM_LAST, CLOCK, PROMISED, DAY_IN, DAY_OUT, DAY_DEALS, WOKEN_AT = range(7)
 N_F = 7
 (COUNT, MASTER, VR, PROCESSED_GM, VERSION, N_DEALS, N_NEGS, N_FIN, TABLE_VERSION, TABLE_SLOT,
- N_CHANCE, TRIPPED, WAKES, TABLES, BLOCKS) = range(15)
-N_I = 15
+ N_CHANCE, TRIPPED, WAKES, TABLES, BLOCKS, PHYSICS_STEPS, N_FREE) = range(17)
+N_I = 17
+# negotiation columns: floats (NF: due, point) and integers (NI: requester, type, amount, pair,
+# row of its accepts in NA/NP, a row the negotiation holds until it ends: no n-wide rows move)
+N_NI = 5
 # policy: floats (P) and integers (PI)
 (HK_S, NEG_S, GM_S, DEAL_CURRENT, SUM_MAX, GRID_V, GRID_V_MAX, ALLOWANCE, RAMP_TIMEOUT_S,
  LOWER_RSOC, UPPER_RSOC, VR_SIDE_CHARGE, REF_SIDE_CHARGE, GRID_CURRENT_CAPACITY, START_OF_DAY,
@@ -193,28 +196,24 @@ def _accepts(i, s, C, S, PI, amounts, points):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _fresh(elapsed, E, C, S, P, PI):  # pragma: no cover - compiled
-    """The table, recomputed when the deals changed since it was made."""
-    iv = C[6]
-    if iv[TABLE_VERSION] != iv[VERSION]:
-        _table(elapsed, E, C, S, P, PI)
+def _stale(iv):  # pragma: no cover - compiled
+    """Whether the deals changed since the table was made (call ``_table`` then; a check
+    apart, so that the table's many arguments pass only when it must be made)."""
+    return iv[TABLE_VERSION] != iv[VERSION]
 
 
 # ---------------------------------------------------------------------- timing
 @njit(cache=True)
-def _hk_tick(i, since, C, P):  # pragma: no cover - compiled
+def _hk_tick(i, since, phases, hk_done, period):  # pragma: no cover - compiled
     """Unit i's first House-Keeping tick at or after ``since`` it has not had yet."""
-    phases, hk_done = C[7], C[8]
-    period = P[HK_S]
     phase = phases[i] * period
     after = max(since, hk_done[i] + period / 2)
     return phase + math.ceil((after - phase) / period - _EPS) * period
 
 
 @njit(cache=True)
-def _next_gm(C, P, PI):  # pragma: no cover - compiled
-    """The first Grid Master tick that can change something."""
-    fv, iv, DF, DI, TF = C[5], C[6], C[9], C[10], C[4]
+def _next_gm(fv, iv, DF, DI, TF, P, PI):  # pragma: no cover - compiled
+    """The first Grid Master tick that can change something (C[5], C[6], C[9], C[10], C[4])."""
     period = P[GM_S]
     first = fv[GM_LAST] + period
     if first < fv[CLOCK] - _EPS:  # ticks skipped while nothing could happen
@@ -241,10 +240,10 @@ def _earliest(C, P, PI):  # pragma: no cover - compiled
     best = np.inf
     for m in range(iv[N_NEGS]):
         best = min(best, NF[m, 0])
-    best = min(best, _next_gm(C, P, PI))
+    best = min(best, _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI))
     for i in range(TI.shape[0]):
         if TI[i, CHANCE]:
-            best = min(best, _hk_tick(i, fv[CLOCK], C, P))
+            best = min(best, _hk_tick(i, fv[CLOCK], C[7], C[8], P[HK_S]))
     return best
 
 
@@ -258,8 +257,7 @@ def _last_tick_at(t, C, P):  # pragma: no cover - compiled
 
 # ---------------------------------------------------------------------- deals
 @njit(cache=True)
-def _row(number, C):  # pragma: no cover - compiled
-    DI, iv = C[10], C[6]
+def _row(number, DI, iv):  # pragma: no cover - compiled
     for d in range(iv[N_DEALS]):
         if DI[d, NUMBER] == number:
             return d
@@ -402,8 +400,11 @@ def _ask(i, tick, elapsed, C, S, P, PI):  # pragma: no cover - compiled
     m = iv[N_NEGS]
     if m >= NA.shape[0]:
         raise ValueError("more open negotiations than the compiled rules hold")
-    if _accepts(i, s, C, S, PI, NA[m], NP[m]) == 0:
+    row = C[19][iv[N_FREE] - 1]  # a free row of accepts
+    if _accepts(i, s, C, S, PI, NA[row], NP[row]) == 0:
         return
+    iv[N_FREE] -= 1
+    NI[m, 4] = row
     NF[m, 0], NF[m, 1] = tick + P[NEG_S], S[7][s, TI[i, STATUS]]
     NI[m, 0], NI[m, 1], NI[m, 2] = i, TI[i, RTYPE], TI[i, RAMOUNT]
     NI[m, 3] = S[8][s, TI[i, STATUS]]
@@ -413,7 +414,7 @@ def _ask(i, tick, elapsed, C, S, P, PI):  # pragma: no cover - compiled
 @njit(cache=True)
 def _end_negotiations(due, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     """Every negotiation ending by ``due`` concludes, by (due, requester id)."""
-    iv, NF, NI, NA, NP, rank = C[6], C[11], C[15], C[16], C[17], C[18]
+    iv, NF, NI, rank = C[6], C[11], C[15], C[18]
     while True:
         best = -1
         for m in range(iv[N_NEGS]):
@@ -423,12 +424,12 @@ def _end_negotiations(due, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - 
         if best < 0:
             return
         _conclude(best, elapsed, E, C, S, P, PI, rng)
+        C[19][iv[N_FREE]] = NI[best, 4]  # its row of accepts is free again
+        iv[N_FREE] += 1
         n = iv[N_NEGS]
         for m in range(best, n - 1):
             NF[m, :] = NF[m + 1, :]
             NI[m, :] = NI[m + 1, :]
-            NA[m, :] = NA[m + 1, :]
-            NP[m, :] = NP[m + 1, :]
         iv[N_NEGS] = n - 1
 
 
@@ -436,7 +437,8 @@ def _end_negotiations(due, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - 
 def _conclude(m, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     """The requester chooses among its accepts; a deal if both are under their interlock."""
     held, TI, iv, NF, NI = C[2], C[3], C[6], C[11], C[15]
-    _fresh(elapsed, E, C, S, P, PI)
+    if _stale(C[6]):
+        _table(elapsed, E, C, S, P, PI)
     requester = NI[m, 0]
     if not TI[requester, FREE]:
         return
@@ -445,7 +447,7 @@ def _conclude(m, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     other = _choose(m, strategy, C, rng)
     if other < 0:
         return
-    accepted = C[16][m, other]
+    accepted = C[16][NI[m, 4], other]
     amount = min(NI[m, 2], accepted, PI[AMOUNT_MAX])
     amount = (amount // PI[AMOUNT_UNIT]) * PI[AMOUNT_UNIT]
     if amount < PI[AMOUNT_MIN]:
@@ -473,24 +475,25 @@ def _choose(m, strategy, C, rng):  # pragma: no cover - compiled
     """The accept the requester picks (amount, or pointAndAmount); ties by the seed."""
     NF, NI, NA, NP = C[11], C[15], C[16], C[17]
     pair, point, charge = NI[m, 3], NF[m, 1], NI[m, 1] == 1
+    row = NI[m, 4]
     n = NA.shape[1]
     ok = np.zeros(n, dtype=np.bool_)
     k1 = np.zeros(n)
     k2 = np.zeros(n)
     for j in range(n):
-        if NA[m, j] < 0 or (pair != _NONE and j != pair):
+        if NA[row, j] < 0 or (pair != _NONE and j != pair):
             continue
         if strategy == 1:
             if np.isnan(point):
                 return -1  # apis-main would fail unboxing a missing price: no deal
-            p = NP[m, j]
+            p = NP[row, j]
             if np.isnan(p) or (charge and p > point) or (not charge and p < point):
                 continue
-            k1[j], k2[j] = (-p if charge else p), NA[m, j]
+            k1[j], k2[j] = (-p if charge else p), NA[row, j]
         else:
-            if NA[m, j] <= 0:
+            if NA[row, j] <= 0:
                 continue
-            k1[j], k2[j] = NA[m, j], 0.0
+            k1[j], k2[j] = NA[row, j], 0.0
         ok[j] = True
     best = -1
     ties = 0
@@ -539,12 +542,12 @@ def _gm_tick(due, vg_max, C, P, PI):  # pragma: no cover - compiled
         _cumulation(number, tick, C, P)
     activated = [DI[d, NUMBER] for d in range(iv[N_DEALS]) if DI[d, STATE] != NEW]
     for number in activated:
-        d = _row(number, C)
+        d = _row(number, C[10], C[6])
         if d >= 0 and DI[d, STATE] == RAMPING:
             _ramping(d, tick, vg_max, C, P)
     fresh = [DI[d, NUMBER] for d in range(iv[N_DEALS]) if DI[d, STATE] == NEW]
     for number in fresh:
-        d = _row(number, C)
+        d = _row(number, C[10], C[6])
         if d >= 0:
             _activation(d, tick, C, P)
     if master >= 0:
@@ -555,7 +558,7 @@ def _gm_tick(due, vg_max, C, P, PI):  # pragma: no cover - compiled
 def _cumulation(number, tick, C, P):  # pragma: no cover - compiled
     """End a deal whose energy passed its amount; abort it past the rsoc limits."""
     DF, DI, TF = C[9], C[10], C[4]
-    d = _row(number, C)
+    d = _row(number, C[10], C[6])
     if d < 0:
         return
     if DI[d, DEAL_WH] < DF[d, CUM]:
@@ -626,17 +629,18 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     vg = E[17]
     vg_max = vg.max() if vg.shape[0] else 0.0
     while True:
-        _fresh(elapsed, E, C, S, P, PI)
+        if _stale(C[6]):
+            _table(elapsed, E, C, S, P, PI)
         due, kind, which = np.inf, 3, -1
         for m in range(iv[N_NEGS]):
             if NF[m, 0] <= now and NF[m, 0] < due:
                 due, kind = NF[m, 0], 0
         for i in range(TI.shape[0]):
             if TI[i, CHANCE]:
-                t = _hk_tick(i, fv[CLOCK], C, P)
+                t = _hk_tick(i, fv[CLOCK], C[7], C[8], P[HK_S])
                 if t <= now and (t < due or (t == due and kind > 1)):
                     due, kind, which = t, 1, i
-        gm = _next_gm(C, P, PI)
+        gm = _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI)
         if gm <= now and gm < due:
             due, kind = gm, 2
         if kind == 3:
@@ -746,13 +750,15 @@ def _control(elapsed, previous, step, E, C, S, P, PI, rng):  # pragma: no cover 
     else:
         recent = elapsed - step + 1e-6
         fv[CLOCK] = max(previous, min(fv[PROMISED], recent))
-        _fresh(elapsed, E, C, S, P, PI)
+        if _stale(C[6]):
+            _table(elapsed, E, C, S, P, PI)
         promised = min(_earliest(C, P, PI), elapsed + _EPS)
         fv[CLOCK] = max(fv[CLOCK], min(promised, recent))
     _wake(elapsed, E, C, S, P, PI, rng)
     _command(E, C, P)
     _settled(E, C, P)
-    _fresh(elapsed, E, C, S, P, PI)
+    if _stale(C[6]):
+        _table(elapsed, E, C, S, P, PI)
     fv[PROMISED] = min(_earliest(C, P, PI), elapsed + _EPS)
     fv[WOKEN_AT] = elapsed
 
@@ -772,7 +778,7 @@ def _quiet(elapsed, previous, C, S, P, PI):  # pragma: no cover - compiled
     for m in range(iv[N_NEGS]):
         if NF[m, 0] <= now:
             return False
-    return _next_gm(C, P, PI) > now
+    return _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI) > now
 
 
 @njit(cache=True)
@@ -782,7 +788,7 @@ def _quiet_steps(k, n_steps, step0, dt, E, C, S, P, PI):  # pragma: no cover - c
     iv, NF = C[6], C[11]
     if iv[N_CHANCE] > 0 or not np.isnan(E[21][1]) or iv[TABLE_VERSION] != iv[VERSION]:
         return 1
-    event = _next_gm(C, P, PI)
+    event = _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI)
     for m in range(iv[N_NEGS]):
         event = min(event, NF[m, 0])
     steps = n_steps - k
@@ -811,6 +817,7 @@ def _quiet_block(k, limit, step0, dt, solar, load_j, load_f, E, C, S, P):  # pra
             return ran, False
         done, left = _physics(k + ran, size, dt, solar, load_j, load_f, E)
         iv[BLOCKS] += 1
+        iv[PHYSICS_STEPS] += size + (done if done < size else 0)
         ran += done
         if left or done < size:
             return ran, left
@@ -857,7 +864,8 @@ def advance(step0, n_steps, solar, load_j, load_f, E, C, S, P, PI, rng,
             if iv[TRIPPED] and fv[WOKEN_AT] == previous:
                 # a unit left its band: its role may have changed, perhaps to nothing new
                 iv[TRIPPED], iv[TABLE_VERSION] = 0, -1
-                _fresh(elapsed, E, C, S, P, PI)
+                if _stale(C[6]):
+                    _table(elapsed, E, C, S, P, PI)
             if _quiet(elapsed, previous, C, S, P, PI):
                 # what the wake-up would leave: the clock now, the promise one instant on
                 fv[CLOCK], fv[PROMISED], fv[WOKEN_AT] = elapsed, elapsed + _EPS, elapsed
