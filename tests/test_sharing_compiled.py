@@ -168,3 +168,27 @@ def test_deal_times_read_as_strftime_writes_them(t, below, start):
     """The fast text of a deal time is strftime's, near whole seconds too."""
     t = float(round(t)) - below if below else t
     assert DealTimes(start).text(t) == (start + dt.timedelta(seconds=t)).strftime(TIME_FORMAT)
+
+
+@given(st.floats(100.0, 20000.0), st.floats(100.0, 20000.0), st.floats(0.0, 1.0),
+       st.integers(-5, 20000), st.integers(0, 20000), st.sampled_from([-np.inf, 20.0, 50.0]),
+       st.sampled_from([np.inf, 95.0, 100.0]))
+def test_energy_bands_stop_the_kernel_never_late(nominal, capacity, fill, r_lo, width, soc_lo,
+                                                 soc_hi):
+    """The kernel's energy band holds every energy whose R and rsoc are in the watched bands
+    but a hair at the edges, and no energy whose R or rsoc is out of them."""
+    from apis_emulator.engine.kernel import energy_band
+
+    r_hi = r_lo + width
+    lo, hi = energy_band(nominal, float(r_lo), float(r_hi), soc_lo, soc_hi, capacity)
+    energy = fill * capacity
+    rsoc = 100.0 * energy / capacity
+    remaining = np.floor(nominal * rsoc / 100.0)
+    out = remaining < r_lo or remaining > r_hi or rsoc < soc_lo or rsoc > soc_hi
+    if out:
+        assert energy < lo or energy > hi
+    else:  # in: the band may stop a hair early, only next to an exact edge
+        edges = [r_lo * capacity / nominal, (r_hi + 1) * capacity / nominal,
+                 soc_lo * capacity / 100.0, soc_hi * capacity / 100.0]
+        if min(abs(energy - e) for e in edges) > 1e-6:
+            assert lo <= energy <= hi

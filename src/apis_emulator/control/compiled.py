@@ -98,7 +98,7 @@ class CompiledApis:
                 np.zeros((max(4 * deals, 1024), cr.N_DI), dtype=np.int64),
                 np.zeros((negotiations, cr.N_NI), dtype=np.int64),
                 np.full((negotiations, n), -1, dtype=np.int64), np.zeros((negotiations, n)),
-                rank, np.arange(negotiations, dtype=np.int64))
+                rank, np.arange(negotiations, dtype=np.int64), np.full(n, -math.inf))
 
     def _args(self) -> tuple[Any, ...]:
         return (self._engine, self._state, self._scenario, self._policy, self._policy_int,

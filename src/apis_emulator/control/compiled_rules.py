@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..engine.kernel import run_steps_serial
+from ..engine.kernel import energy_band, run_steps_serial
 from ..engine.stepper import apply_grid
 from ..modes import Mode
 
@@ -39,8 +39,8 @@ N_TI = 8
 GM_LAST, CLOCK, PROMISED, DAY_IN, DAY_OUT, DAY_DEALS, WOKEN_AT = range(7)
 N_F = 7
 (COUNT, MASTER, VR, PROCESSED_GM, VERSION, N_DEALS, N_NEGS, N_FIN, TABLE_VERSION, TABLE_SLOT,
- N_CHANCE, TRIPPED, WAKES, TABLES, BLOCKS, PHYSICS_STEPS, N_FREE) = range(17)
-N_I = 17
+ N_CHANCE, TRIPPED, WAKES, TABLES, BLOCKS, PHYSICS_STEPS, N_FREE, EVENTS) = range(18)
+N_I = 18
 # negotiation columns: floats (NF: due, point) and integers (NI: requester, type, amount, pair,
 # row of its accepts in NA/NP, a row the negotiation holds until it ends: no n-wide rows move)
 N_NI = 5
@@ -74,8 +74,9 @@ def slot_at(elapsed, start_of_day, sl_start, sl_end):  # pragma: no cover - comp
 @njit(cache=True)
 def _table(elapsed, E, C, S, P, PI):  # pragma: no cover - compiled
     """Fill the table TI (and rsoc) from the batteries, the deals and the slot now, and the
-    engine's watch bands: the R within which no unit's role changes, the rsoc limits of the
-    running deals (a quiet step needs no wake-up while every unit stays in its band)."""
+    engine's energy bands: within them no unit takes up a role that could complete a pair and
+    no running deal passes an rsoc limit (a quiet step needs no wake-up while every unit stays
+    in its band)."""
     energy, capacity = E[7], E[8]
     nominal, member, held, TI, rsoc = C[0], C[1], C[2], C[3], C[4]
     iv = C[6]
@@ -109,7 +110,7 @@ def _table(elapsed, E, C, S, P, PI):  # pragma: no cover - compiled
         if ac_has[s, k, 1]:
             TI[i, ACC_D] = r - ac_limit[s, k, 1]
     _chances(s, C, S, PI)
-    _watch(s, E[22], C, S, P)
+    _watch(s, E[22], capacity, C, S, P)
     iv[TABLE_VERSION] = iv[VERSION]
     iv[TABLES] += 1
     iv[TABLE_SLOT] = s
@@ -119,29 +120,30 @@ def _table(elapsed, E, C, S, P, PI):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _watch(s, watch, C, S, P):  # pragma: no cover - compiled
-    """Per unit: nominal Wh; for a free unit the band of R within which it enters no role
-    that could complete a pair (ApisController._watch_pair, with no pair now); the band of
-    rsoc within which no running deal must be forced to stop."""
+def _watch(s, watch, capacity, C, S, P):  # pragma: no cover - compiled
+    """The engine's energy band per unit (kernel.energy_band): for a free unit the R within
+    which it enters no role that could complete a pair (ApisController._watch_pair, with no
+    pair now); the rsoc within which no running deal must be forced to stop."""
     nominal, TI, iv, DI = C[0], C[3], C[6], C[10]
     marks, n_marks, lows, highs = S[15], S[16], S[17], S[18]
-    for i in range(TI.shape[0]):
-        watch[i, 0] = nominal[i]
-        watch[i, 1], watch[i, 2] = -np.inf, np.inf
-        watch[i, 3], watch[i, 4] = -np.inf, np.inf
-        if s < 0 or not TI[i, FREE]:
-            continue
-        r = TI[i, R]
-        for kind in range(2):
-            segment = 0  # searchsorted(marks, R, "right")
-            while segment < n_marks[s, kind] and marks[s, kind, segment] <= r:
-                segment += 1
-            watch[i, 1] = max(watch[i, 1], lows[s, kind, segment])
-            watch[i, 2] = min(watch[i, 2], highs[s, kind, segment])
+    n = TI.shape[0]
+    soc_lo, soc_hi = np.full(n, -np.inf), np.full(n, np.inf)
     for d in range(iv[N_DEALS]):
         if DI[d, STATE] == STARTED_STATE:
-            watch[DI[d, DISCHARGE], 3] = P[LOWER_RSOC]
-            watch[DI[d, CHARGE], 4] = P[UPPER_RSOC]
+            soc_lo[DI[d, DISCHARGE]] = P[LOWER_RSOC]
+            soc_hi[DI[d, CHARGE]] = P[UPPER_RSOC]
+    for i in range(n):
+        r_lo, r_hi = -np.inf, np.inf
+        if s >= 0 and TI[i, FREE]:
+            r = TI[i, R]
+            for kind in range(2):
+                segment = 0  # searchsorted(marks, R, "right")
+                while segment < n_marks[s, kind] and marks[s, kind, segment] <= r:
+                    segment += 1
+                r_lo = max(r_lo, lows[s, kind, segment])
+                r_hi = min(r_hi, highs[s, kind, segment])
+        watch[i, 0], watch[i, 1] = energy_band(nominal[i], r_lo, r_hi, soc_lo[i], soc_hi[i],
+                                               capacity[i])
 
 
 @njit(cache=True)
@@ -204,6 +206,16 @@ def _stale(iv):  # pragma: no cover - compiled
 
 # ---------------------------------------------------------------------- timing
 @njit(cache=True)
+def _next_hk(i, since, ticks, phases, hk_done, period):  # pragma: no cover - compiled
+    """Unit i's first House-Keeping tick at or after ``since`` it has not had yet, kept in
+    ``ticks`` (C[20]) while it lies ahead: the clock only moves on, and only the unit's own
+    tick moves it."""
+    if ticks[i] < since:
+        ticks[i] = _hk_tick(i, since, phases, hk_done, period)
+    return ticks[i]
+
+
+@njit(cache=True)
 def _hk_tick(i, since, phases, hk_done, period):  # pragma: no cover - compiled
     """Unit i's first House-Keeping tick at or after ``since`` it has not had yet."""
     phase = phases[i] * period
@@ -243,7 +255,7 @@ def _earliest(C, P, PI):  # pragma: no cover - compiled
     best = min(best, _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI))
     for i in range(TI.shape[0]):
         if TI[i, CHANCE]:
-            best = min(best, _hk_tick(i, fv[CLOCK], C[7], C[8], P[HK_S]))
+            best = min(best, _next_hk(i, fv[CLOCK], C[20], C[7], C[8], P[HK_S]))
     return best
 
 
@@ -394,6 +406,7 @@ def _ask(i, tick, elapsed, C, S, P, PI):  # pragma: no cover - compiled
     """House-Keeping of unit i: its request goes out with every accept it gets now."""
     TI, iv, NF, NI, NA, NP, hk_done = C[3], C[6], C[11], C[15], C[16], C[17], C[8]
     hk_done[i] = tick
+    C[20][i] = -np.inf  # its next tick is found anew
     s = slot_at(elapsed, P[START_OF_DAY], S[0], S[1])
     if s < 0 or TI[i, STATUS] < 0 or S[5][s, TI[i, STATUS]] == 0:
         return
@@ -637,7 +650,7 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
                 due, kind = NF[m, 0], 0
         for i in range(TI.shape[0]):
             if TI[i, CHANCE]:
-                t = _hk_tick(i, fv[CLOCK], C[7], C[8], P[HK_S])
+                t = _next_hk(i, fv[CLOCK], C[20], C[7], C[8], P[HK_S])
                 if t <= now and (t < due or (t == due and kind > 1)):
                     due, kind, which = t, 1, i
         gm = _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI)
@@ -646,6 +659,7 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
         if kind == 3:
             break
         fv[CLOCK] = due
+        iv[EVENTS] += 1
         if kind == 0:
             _end_negotiations(due, elapsed, E, C, S, P, PI, rng)
         elif kind == 1:

@@ -21,7 +21,7 @@ from ..config import Settings
 from ..errors import InvalidValueError, UnknownUnitError
 from ..modes import Mode
 from .grid import solve_grid
-from .kernel import LEDGER_FIELDS, OUT_FIELDS, params_vector, run_steps
+from .kernel import LEDGER_FIELDS, OUT_FIELDS, energy_bands, params_vector, run_steps
 from .rules import DCDC_RULES, EMU_RULES
 from .series import DAYS, DataSet
 from .stepper import Stepping
@@ -454,9 +454,10 @@ class Emulator:
     def _kernel(self, solar: np.ndarray, load_j: np.ndarray, load_f: np.ndarray,
                 watch: np.ndarray | None) -> int:
         u = self.units
+        bands = None if watch is None else energy_bands(watch, u.capacity)
         return run_steps(self.dt, solar, load_j, load_f, self.dataset.load_kw, u.house,
                          u.pv_gain, u.wg, u.dcdc_loss, self._params, u.energy, u.capacity,
-                         u.bypass, u.ac_charge, u.out, u.ledger, watch)
+                         u.bypass, u.ac_charge, u.out, u.ledger, bands)
 
     def advance(self, n_steps: int, power_flow: bool = True) -> None:
         """Run ``n_steps`` physics steps of Δt; ``power_flow=False`` only moves clock and ramp."""

@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["run_steps", "params_vector", "unwatched", "OUT_FIELDS", "LEDGER_FIELDS", "P"]
+__all__ = ["run_steps", "params_vector", "unwatched", "energy_bands", "energy_band",
+           "OUT_FIELDS", "LEDGER_FIELDS", "P"]
 
 #: Columns of the ``out`` array: the values of each unit's last step [W].
 OUT_FIELDS = ("pv", "load", "p2", "flow", "acloss", "dcloss", "wasted")
@@ -49,9 +50,9 @@ def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_lo
     ``load_kw[h, load_j[k]]`` interpolated with weight ``load_f[k]`` toward the next sample.
     ``energy``, ``bypass``, ``ac_charge``, ``out`` and ``ledger`` are updated in place.
 
-    ``watch`` (units × 5: nominal [Wh], lowest and highest remaining Wh R, lowest and highest
-    rsoc [%]) is a band per unit; ``trip[i]`` gets the first step count after which unit i left
-    it (R = int(nominal · rsoc / 100), as apis-main computes it), or n_steps + 1.
+    ``watch`` (units × 2: lowest and highest stored energy [Wh], :func:`energy_bands`) is a band
+    per unit; ``trip[i]`` gets the first step count after which unit i left it, or
+    n_steps + 1.
     """
     n_units = energy.shape[0]
     n_steps = solar_w.shape[0]
@@ -66,8 +67,7 @@ def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_lo
         byp, acc = bypass[i], ac_charge[i]
         s_pv = s_load = s_p2 = s_wasted = s_acloss = s_dcloss = 0.0
         pv = load = p2 = flow = acloss = dcloss = wasted = 0.0
-        nominal, r_lo, r_hi, soc_lo, soc_hi = watch[i, 0], watch[i, 1], watch[i, 2], \
-            watch[i, 3], watch[i, 4]
+        e_lo, e_hi = watch[i, 0], watch[i, 1]
         tripped = n_steps + 1
         for k in range(n_steps):
             # 1. UPS state from the state of charge at the start of the step
@@ -113,11 +113,8 @@ def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_lo
                 flow += shortfall
                 e_new = 0.0
             e = e_new
-            if tripped > n_steps:
-                soc = 100.0 * e / cap
-                r = np.floor(nominal * soc / 100.0)
-                if r < r_lo or r > r_hi or soc < soc_lo or soc > soc_hi:
-                    tripped = k + 1
+            if tripped > n_steps and (e < e_lo or e > e_hi):
+                tripped = k + 1
             s_pv += pv
             s_load += load
             s_p2 += p2
@@ -167,9 +164,46 @@ def run_steps(dt: float, solar_w: np.ndarray, load_j: np.ndarray, load_f: np.nda
 
 
 def unwatched(n_units: int) -> np.ndarray:
-    """A watch table (see :func:`_run_steps`) that never trips."""
-    table = np.empty((n_units, 5))
-    table[:, 0] = 0.0
-    table[:, 1], table[:, 2] = -np.inf, np.inf
-    table[:, 3], table[:, 4] = -np.inf, np.inf
+    """An energy band per unit (see :func:`_run_steps`) that never trips."""
+    table = np.empty((n_units, 2))
+    table[:, 0], table[:, 1] = -np.inf, np.inf
     return table
+
+
+_MARGIN = 1e-12  # [-] relative: rounding of rsoc and R is below 1e-15
+
+
+@njit(cache=True)
+def energy_band(nominal, r_lo, r_hi, soc_lo, soc_hi, capacity):  # pragma: no cover - compiled
+    """The band of stored energy [Wh] outside which R = int(nominal · rsoc / 100) (apis-main's
+    remaining Wh, rsoc = 100 · energy / capacity) may leave [r_lo, r_hi] or rsoc
+    [soc_lo, soc_hi].  The band is a hair narrower than the exact one: the kernel compares
+    energies without dividing, and may stop a step early, never late."""
+    lo, hi = -np.inf, np.inf  # R and rsoc are never below 0 nor above nominal and 100
+    if nominal > 0.0:
+        if r_lo > 0.0:  # int(x) < r_lo ⇔ x < r_lo for whole r_lo
+            lo = r_lo * capacity / nominal
+        if r_hi < np.floor(nominal):  # int(x) > r_hi ⇔ x ≥ r_hi + 1
+            hi = (r_hi + 1.0) * capacity / nominal
+    elif r_lo > 0.0 or r_hi < 0.0:  # R is 0 whatever the energy: out of the band at once
+        return np.inf, -np.inf
+    if soc_lo > 0.0:
+        lo = max(lo, soc_lo * capacity / 100.0)
+    if soc_hi < 100.0:
+        hi = min(hi, soc_hi * capacity / 100.0)
+    if lo > -np.inf:
+        lo += abs(lo) * _MARGIN + 1e-9
+    if hi < np.inf:
+        hi -= abs(hi) * _MARGIN + 1e-9
+    return lo, hi
+
+
+@njit(cache=True)
+def energy_bands(watch, capacity):  # pragma: no cover - compiled
+    """:func:`energy_band` of each row of a controller's watch table (units × 5: nominal [Wh],
+    lowest and highest R, lowest and highest rsoc [%]) as the kernel's (units × 2) bands."""
+    bands = np.empty((watch.shape[0], 2))
+    for i in range(watch.shape[0]):
+        bands[i, 0], bands[i, 1] = energy_band(watch[i, 0], watch[i, 1], watch[i, 2],
+                                               watch[i, 3], watch[i, 4], capacity[i])
+    return bands

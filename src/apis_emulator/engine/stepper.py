@@ -2,8 +2,8 @@
 
 A controller compiled with numba runs its rules between the physics steps without returning to
 Python; it needs the step and the DC grid as compiled functions too.  These are the engine's
-own rules, not new ones: :func:`physics_step` calls the kernel of :mod:`.kernel` for one step,
-and :func:`apply_grid` is :meth:`Emulator._apply_grid` (with :func:`.grid.solve_grid`) for the
+own rules, not new ones: the physics is the kernel of :mod:`.kernel` itself, and
+:func:`apply_grid` is :meth:`Emulator._apply_grid` (with :func:`.grid.solve_grid`) for the
 grids a controller makes: no reference, or one stiff reference (drg = 0), as apis-main runs
 them.  ``tests/test_sharing_compiled.py`` holds both to the Python engine.
 
@@ -18,9 +18,8 @@ import numpy as np
 from numba import njit
 
 from ..modes import Mode
-from .kernel import run_steps_serial
 
-__all__ = ["Stepping", "physics_step", "apply_grid", "GRID_FIELDS"]
+__all__ = ["Stepping", "apply_grid", "single_stiff_reference", "GRID_FIELDS"]
 
 _WAIT, _DISCHARGE, _REFERENCE, _CHARGE = (int(Mode.WAIT), int(Mode.DISCHARGE),
                                           int(Mode.VOLTAGE_REFERENCE), int(Mode.CHARGE))
@@ -56,16 +55,6 @@ class Stepping:
     wg: np.ndarray
     dcdc_loss: np.ndarray
     grid: np.ndarray  # GRID_FIELDS
-
-
-@njit(cache=True)
-def physics_step(k, dt, solar, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, params,
-                 energy, capacity, bypass, ac_charge, out, ledger, watch,
-                 trip):  # pragma: no cover - compiled
-    """Step ``k`` of the sampled inputs, every unit (the kernel, one step at a time)."""
-    run_steps_serial(dt, solar[k:k + 1], load_j[k:k + 1], load_f[k:k + 1], load_kw, house,
-                     pv_gain, wg, dcdc_loss, params, energy, capacity, bypass, ac_charge, out,
-                     ledger, watch, trip)
 
 
 @njit(cache=True)
