@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, control
 from ..config import Settings
 from ..engine import Emulator
 from ..inputs import DAYS, DataSet
+from ..runner.schedule import Schedule
 from .controllers import build_controller
 from .resolve import Run
 
@@ -141,10 +142,12 @@ def remove_stale(runs_dir: Path) -> int:
 
 
 def _warm_up() -> None:
-    """One step of a one-unit emulator: loads the compiled kernel before the first run."""
+    """Two steps of a two-unit emulator with the compiled apis rules: loads the compiled
+    kernel and rules (numba's cache, a second or so) once per worker, not in its first run."""
     dataset = DataSet(solar=np.zeros(DAYS * 24), solar_unit="W",
-                      load_kw=np.zeros((1, DAYS * 48)), meta={"name": "warm-up"})
-    Emulator(Settings(step=10.0), dataset, 1).advance(1)
+                      load_kw=np.zeros((2, DAYS * 48)), meta={"name": "warm-up"})
+    em = Emulator(Settings(step=5.0), dataset, 2)
+    Schedule(em, control.build_controller("apis", em), compiled=True).run(2)
 
 
 def check_worker(runs_dir: str) -> dict[str, Any]:
