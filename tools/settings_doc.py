@@ -37,6 +37,9 @@ COMMENTS = {
     "summaryPath": "daily summary CSV", "indivLogPath": "individual log CSV",
     "b_host": "address to listen on (0.0.0.0 opens it to the network)",
     "b_port": "port", "allow": "client networks allowed (§11); empty = all",
+    "allowedHosts": "names the server answers to besides localhost and IP addresses (Host "
+                    "header, against DNS rebinding): `emulator.lan`, `.lab.example` (it and the "
+                    "names under it), `*` (any); others get 403",
     "modes": "DC/DC statusName per mode code", "modesOps": "operationMode per mode code",
     "modesRunning": "runningState per mode code",
     "step": "physics step Δt [s]; empty = 1 served, 10 headless",
@@ -55,6 +58,7 @@ def _accepted(meta: dict) -> str:
         return f"{left}{lo:g}, {hi:g}]" if not math.isinf(hi) else f"≥ {lo:g}"
     return {"optnumber": "> 0 or empty", "int": f"{meta.get('lo')}–{meta.get('hi')}",
             "bool": "true / false", "str": "text", "strlist": "list of networks",
+            "hostlist": "list of host names",
             "modes": "table of the 4 codes", "datetime": "ISO date-time",
             "units": "table"}.get(kind or "", "")
 
