@@ -13,8 +13,8 @@ database.
 Printed:
 
 - **plain**: each run as ``simulate`` does it, one after another in this process (Emulator,
-  controller, ``simulate()``), after one untimed warm-up run; the sum of each run's best time
-  [s];
+  controller, ``simulate()``), after one untimed warm-up run; the 8 runs' total [s], taken
+  in turn with the sweeps below so that all see the same load;
 - **1 worker / 2 workers**: ``run_sweep`` on a LocalCluster started beforehand (its start
   and the first load of the compiled kernel in each worker are printed apart, as fixed costs),
   timed from the call to the returned table: checking the workers, sending the data set once,
@@ -34,7 +34,6 @@ Nothing here is asserted; tests never time anything.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import statistics
@@ -84,14 +83,11 @@ def plain_run(sweep: Sweep, k: int, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def plain(sweep: Sweep, scratch: Path, repeat: int) -> list[float]:
-    """Every run ``repeat`` times after an untimed warm-up; the best time of each run [s]."""
-    plain_run(sweep, 0, scratch / "warm")
-    best = [math.inf] * len(sweep.runs)
-    for r in range(repeat):
-        for k in range(len(sweep.runs)):
-            best[k] = min(best[k], plain_run(sweep, k, scratch / f"plain{r}-{k}"))
-    return best
+def plain(sweep: Sweep, scratch: Path, r: int) -> list[float]:
+    """The 8 runs one after another (the r-th time); each run's time [s].  Whole sequences
+    are compared with whole sweeps: the sum of each run's best time over several repeats
+    would be biased low by the runs' own spread (10-20 % from run to run here)."""
+    return [plain_run(sweep, k, scratch / f"plain{r}-{k}") for k in range(len(sweep.runs))]
 
 
 def on_cluster(sweep: Sweep, workers: int, out: Path) -> tuple[float, float, float, list[float]]:
@@ -131,29 +127,32 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} cores, Python {sys.version.split()[0]}; best of {args.repeat}")
     scratch = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     try:
-        print(f"load1 {load1()}: plain runs …", flush=True)
-        plain_s = plain(sweep, scratch, args.repeat)
-        total = sum(plain_s)
-        print(f"plain: {total:.2f} s (runs {', '.join(f'{t:.2f}' for t in plain_s)})")
+        plain_run(sweep, 0, scratch / "warm")  # untimed: loads the compiled code
+        sums: list[float] = []
         walls: dict[int, list[float]] = {1: [], 2: []}
-        tasks = math.inf
-        for repeat in range(args.repeat):  # 1 and 2 workers in turn: both see the same load
+        tasks: list[float] = []
+        for repeat in range(args.repeat):  # plain, 1 and 2 workers in turn: the same load
+            before = load1()
+            runs = plain(sweep, scratch, repeat)
+            sums.append(sum(runs))
+            print(f"plain: {sums[-1]:.2f} s (load1 {before}; runs "
+                  f"{', '.join(f'{t:.2f}' for t in runs)})", flush=True)
             for workers in (1, 2):
                 before = load1()
                 up, warm, wall, task_s = on_cluster(sweep, workers,
                                                     scratch / f"w{workers}-{repeat}")
                 walls[workers].append(wall)
-                tasks = min(tasks, sum(task_s)) if workers == 1 else tasks
+                if workers == 1:
+                    tasks.append(sum(task_s))
                 print(f"{workers} worker(s): sweep {wall:.2f} s  (load1 {before}; cluster start "
-                      f"{up:.1f} s, kernel warm-up {warm:.2f} s, apart)", flush=True)
-        one, two = min(walls[1]), min(walls[2])
-        print(f"best: plain {total:.2f} s, 1 worker {one:.2f} s, 2 workers {two:.2f} s")
-        print(f"overhead per task: {(one - total) / n * 1000:+.0f} ms = "
-              f"{(one / total - 1) * 100:+.1f} % of a plain run (inside the tasks: "
-              f"{(tasks - total) / n * 1000:+.0f} ms)")
-        print(f"speed-up 1 → 2 workers: {one / two:.2f}× (median of the sweeps: "
-              f"{statistics.median(walls[1]) / statistics.median(walls[2]):.2f}×; "
-              f"load1 now {load1()})")
+                      f"{up:.1f} s, warm-up {warm:.2f} s, apart)", flush=True)
+        for name, pick in (("best", min), ("median", statistics.median)):
+            total, one, two = pick(sums), pick(walls[1]), pick(walls[2])
+            print(f"{name}: plain {total:.2f} s, 1 worker {one:.2f} s, 2 workers {two:.2f} s; "
+                  f"overhead per task {(one - total) / n * 1000:+.0f} ms = "
+                  f"{(one / total - 1) * 100:+.1f} % of a plain run (inside the tasks: "
+                  f"{(pick(tasks) - total) / n * 1000:+.0f} ms); speed-up {one / two:.2f}×")
+        print(f"load1 now {load1()}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
