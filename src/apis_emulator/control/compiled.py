@@ -64,7 +64,7 @@ class CompiledApis:
         self._engine = (st.dt, st.params, st.losses, st.ugv, st.load_kw, st.house, st.pv_gain,
                         st.energy, st.capacity, st.bypass, st.ac_charge, st.out, st.ledger,
                         st.mode, st.dvg, st.dig, st.drg, st.vg, st.ig, st.wg, st.dcdc_loss,
-                        st.grid, unwatched(n), np.empty(n, dtype=np.int64))
+                        st.grid, unwatched(n))
         self._state = self._initial_state(controller, st.capacity)
         self._scenario = _scenario_arrays(controller.scenario, self.ids, controller.policy)
         self._policy, self._policy_int = _policy_vectors(controller)
@@ -84,7 +84,7 @@ class CompiledApis:
         floats[cr.PROMISED], floats[cr.WOKEN_AT] = math.inf, math.nan
         ints = np.zeros(cr.N_I, dtype=np.int64)
         ints[cr.MASTER], ints[cr.VR], ints[cr.TABLE_VERSION] = -1, -1, -1
-        ints[cr.TRIPPED] = 1
+        ints[cr.TRIPPED], ints[cr.WATCH_TABLE] = 1, -1
         deals = n * p.deal_capacity + 4
         open_per_unit = math.ceil(p.negotiation_s / p.house_keeping_s) + 1
         negotiations = n * open_per_unit + 1
@@ -98,7 +98,9 @@ class CompiledApis:
                 np.zeros((max(4 * deals, 1024), cr.N_DI), dtype=np.int64),
                 np.zeros((negotiations, cr.N_NI), dtype=np.int64),
                 np.full((negotiations, n), -1, dtype=np.int64), np.zeros((negotiations, n)),
-                rank, np.arange(negotiations, dtype=np.int64), np.full(n, -math.inf))
+                rank, np.arange(negotiations, dtype=np.int64), np.full(n, -math.inf),
+                # the units with a chance; scratch rows (currents, totals, rsoc bands), modes
+                np.zeros(n, dtype=np.int64), np.zeros((4, n)), np.zeros(n, dtype=np.int64))
 
     def _args(self) -> tuple[Any, ...]:
         return (self._engine, self._state, self._scenario, self._policy, self._policy_int,

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..engine.kernel import energy_band, run_steps_serial
+from ..engine.kernel import energy_band, run_steps_until
 from ..engine.stepper import apply_grid
 from ..modes import Mode
 
@@ -39,8 +39,12 @@ N_TI = 8
 GM_LAST, CLOCK, PROMISED, DAY_IN, DAY_OUT, DAY_DEALS, WOKEN_AT = range(7)
 N_F = 7
 (COUNT, MASTER, VR, PROCESSED_GM, VERSION, N_DEALS, N_NEGS, N_FIN, TABLE_VERSION, TABLE_SLOT,
- N_CHANCE, TRIPPED, WAKES, TABLES, BLOCKS, PHYSICS_STEPS, N_FREE, EVENTS) = range(18)
-N_I = 18
+ N_CHANCE, TRIPPED, WAKES, TABLES, BLOCKS, PHYSICS_STEPS, N_FREE, EVENTS, ASKS, CONCLUSIONS,
+ GM_TICKS, WATCH_TABLE) = range(22)
+N_I = 22
+#: counters of the work done (bench/sharing_year.py prints them)
+COUNTERS = ("WAKES", "EVENTS", "ASKS", "CONCLUSIONS", "GM_TICKS", "TABLES", "BLOCKS",
+            "PHYSICS_STEPS")
 # negotiation columns: floats (NF: due, point) and integers (NI: requester, type, amount, pair,
 # row of its accepts in NA/NP, a row the negotiation holds until it ends: no n-wide rows move)
 N_NI = 5
@@ -110,13 +114,25 @@ def _table(elapsed, E, C, S, P, PI):  # pragma: no cover - compiled
         if ac_has[s, k, 1]:
             TI[i, ACC_D] = r - ac_limit[s, k, 1]
     _chances(s, C, S, PI)
-    _watch(s, E[22], capacity, C, S, P)
     iv[TABLE_VERSION] = iv[VERSION]
     iv[TABLES] += 1
     iv[TABLE_SLOT] = s
+    chance = C[21]  # the units with a chance, in id order: the events scan only these
     iv[N_CHANCE] = 0
     for i in range(energy.shape[0]):
-        iv[N_CHANCE] += TI[i, CHANCE]
+        if TI[i, CHANCE]:
+            chance[iv[N_CHANCE]] = i
+            iv[N_CHANCE] += 1
+
+
+@njit(cache=True)
+def _watched(E, C, S, P):  # pragma: no cover - compiled
+    """The engine's energy bands of the table now, made once per table (only a block of
+    physics needs them)."""
+    iv = C[6]
+    if iv[WATCH_TABLE] != iv[TABLES]:
+        _watch(iv[TABLE_SLOT], E[22], E[8], C, S, P)
+        iv[WATCH_TABLE] = iv[TABLES]
 
 
 @njit(cache=True)
@@ -127,7 +143,8 @@ def _watch(s, watch, capacity, C, S, P):  # pragma: no cover - compiled
     nominal, TI, iv, DI = C[0], C[3], C[6], C[10]
     marks, n_marks, lows, highs = S[15], S[16], S[17], S[18]
     n = TI.shape[0]
-    soc_lo, soc_hi = np.full(n, -np.inf), np.full(n, np.inf)
+    soc_lo, soc_hi = C[22][2], C[22][3]
+    soc_lo[:], soc_hi[:] = -np.inf, np.inf
     for d in range(iv[N_DEALS]):
         if DI[d, STATE] == STARTED_STATE:
             soc_lo[DI[d, DISCHARGE]] = P[LOWER_RSOC]
@@ -248,14 +265,13 @@ def _next_gm(fv, iv, DF, DI, TF, P, PI):  # pragma: no cover - compiled
 @njit(cache=True)
 def _earliest(C, P, PI):  # pragma: no cover - compiled
     """The plan's wake-up: the next negotiation end, Grid Master or House-Keeping tick."""
-    fv, iv, TI, NF = C[5], C[6], C[3], C[11]
+    fv, iv, NF = C[5], C[6], C[11]
     best = np.inf
     for m in range(iv[N_NEGS]):
         best = min(best, NF[m, 0])
     best = min(best, _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI))
-    for i in range(TI.shape[0]):
-        if TI[i, CHANCE]:
-            best = min(best, _next_hk(i, fv[CLOCK], C[20], C[7], C[8], P[HK_S]))
+    for c in range(iv[N_CHANCE]):
+        best = min(best, _next_hk(C[21][c], fv[CLOCK], C[20], C[7], C[8], P[HK_S]))
     return best
 
 
@@ -406,6 +422,7 @@ def _ask(i, tick, elapsed, C, S, P, PI):  # pragma: no cover - compiled
     """House-Keeping of unit i: its request goes out with every accept it gets now."""
     TI, iv, NF, NI, NA, NP, hk_done = C[3], C[6], C[11], C[15], C[16], C[17], C[8]
     hk_done[i] = tick
+    iv[ASKS] += 1
     C[20][i] = -np.inf  # its next tick is found anew
     s = slot_at(elapsed, P[START_OF_DAY], S[0], S[1])
     if s < 0 or TI[i, STATUS] < 0 or S[5][s, TI[i, STATUS]] == 0:
@@ -437,6 +454,7 @@ def _end_negotiations(due, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - 
         if best < 0:
             return
         _conclude(best, elapsed, E, C, S, P, PI, rng)
+        iv[CONCLUSIONS] += 1
         C[19][iv[N_FREE]] = NI[best, 4]  # its row of accepts is free again
         iv[N_FREE] += 1
         n = iv[N_NEGS]
@@ -486,45 +504,45 @@ def _conclude(m, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
 @njit(cache=True)
 def _choose(m, strategy, C, rng):  # pragma: no cover - compiled
     """The accept the requester picks (amount, or pointAndAmount); ties by the seed."""
-    NF, NI, NA, NP = C[11], C[15], C[16], C[17]
-    pair, point, charge = NI[m, 3], NF[m, 1], NI[m, 1] == 1
-    row = NI[m, 4]
-    n = NA.shape[1]
-    ok = np.zeros(n, dtype=np.bool_)
-    k1 = np.zeros(n)
-    k2 = np.zeros(n)
-    for j in range(n):
-        if NA[row, j] < 0 or (pair != _NONE and j != pair):
+    NF, NA = C[11], C[16]
+    if strategy == 1 and np.isnan(NF[m, 1]):
+        return -1  # apis-main would fail unboxing a missing price: no deal
+    best, b1, b2, ties = -1, 0.0, 0.0, 0
+    for j in range(NA.shape[1]):
+        ok, k1, k2 = _key(m, j, strategy, C)
+        if not ok:
             continue
-        if strategy == 1:
-            if np.isnan(point):
-                return -1  # apis-main would fail unboxing a missing price: no deal
-            p = NP[row, j]
-            if np.isnan(p) or (charge and p > point) or (not charge and p < point):
-                continue
-            k1[j], k2[j] = (-p if charge else p), NA[row, j]
-        else:
-            if NA[row, j] <= 0:
-                continue
-            k1[j], k2[j] = NA[row, j], 0.0
-        ok[j] = True
-    best = -1
-    ties = 0
-    for j in range(n):
-        if ok[j]:
-            if best < 0 or k1[j] > k1[best] or (k1[j] == k1[best] and k2[j] > k2[best]):
-                best, ties = j, 1
-            elif k1[j] == k1[best] and k2[j] == k2[best]:
-                ties += 1
+        if best < 0 or k1 > b1 or (k1 == b1 and k2 > b2):
+            best, b1, b2, ties = j, k1, k2, 1
+        elif k1 == b1 and k2 == b2:
+            ties += 1
     if ties <= 1:
         return best
     pick = rng.integers(0, ties)  # arrival order on the event bus: the seed stands in for it
-    for j in range(n):
-        if ok[j] and k1[j] == k1[best] and k2[j] == k2[best]:
+    for j in range(NA.shape[1]):
+        ok, k1, k2 = _key(m, j, strategy, C)
+        if ok and k1 == b1 and k2 == b2:
             if pick == 0:
                 return j
             pick -= 1
     return best
+
+
+@njit(cache=True)
+def _key(m, j, strategy, C):  # pragma: no cover - compiled
+    """Whether negotiation m's requester may pick unit j's accept, and the accept's rank
+    (larger first): (−point for a charge request, point otherwise; amount), or (amount, 0)."""
+    NF, NI, NA, NP = C[11], C[15], C[16], C[17]
+    row, pair = NI[m, 4], NI[m, 3]
+    amount = NA[row, j]
+    if amount < 0 or (pair != _NONE and j != pair):
+        return False, 0.0, 0.0
+    if strategy != 1:
+        return amount > 0, float(amount), 0.0
+    charge, point, p = NI[m, 1] == 1, NF[m, 1], NP[row, j]
+    if np.isnan(p) or (charge and p > point) or (not charge and p < point):
+        return False, 0.0, 0.0
+    return True, (-p if charge else p), float(amount)
 
 
 # ---------------------------------------------------------------------- Grid Master
@@ -536,6 +554,7 @@ def _gm_tick(due, vg_max, C, P, PI):  # pragma: no cover - compiled
     tick = fv[GM_LAST] + max(1.0, np.rint((due - fv[GM_LAST]) / period)) * period
     fv[GM_LAST] = tick
     iv[PROCESSED_GM] = 1
+    iv[GM_TICKS] += 1
     for d in range(iv[N_DEALS]):
         if DI[d, STATE] == STARTED_STATE:
             _integrate(d, tick, DF)
@@ -636,7 +655,7 @@ def _activation(d, tick, C, P):  # pragma: no cover - compiled
 @njit(cache=True)
 def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     """Run every event due by ``elapsed`` in time order (as ApisController.wake)."""
-    fv, iv, TI, NF = C[5], C[6], C[3], C[11]
+    fv, iv, NF = C[5], C[6], C[11]
     iv[PROCESSED_GM] = 0
     now = elapsed + _EPS
     vg = E[17]
@@ -648,11 +667,11 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
         for m in range(iv[N_NEGS]):
             if NF[m, 0] <= now and NF[m, 0] < due:
                 due, kind = NF[m, 0], 0
-        for i in range(TI.shape[0]):
-            if TI[i, CHANCE]:
-                t = _next_hk(i, fv[CLOCK], C[20], C[7], C[8], P[HK_S])
-                if t <= now and (t < due or (t == due and kind > 1)):
-                    due, kind, which = t, 1, i
+        for c in range(iv[N_CHANCE]):
+            i = C[21][c]
+            t = _next_hk(i, fv[CLOCK], C[20], C[7], C[8], P[HK_S])
+            if t <= now and (t < due or (t == due and kind > 1)):
+                due, kind, which = t, 1, i
         gm = _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI)
         if gm <= now and gm < due:
             due, kind = gm, 2
@@ -675,8 +694,8 @@ def _command(E, C, P):  # pragma: no cover - compiled
     mode, dvg, dig, drg, grid, ugv = E[13], E[14], E[15], E[16], E[21], E[3]
     iv, DF, DI = C[6], C[9], C[10]
     n = mode.shape[0]
-    want = np.full(n, _WAIT, dtype=np.int64)
-    current = np.zeros(n)
+    want, current = C[23], C[22][0]
+    want[:], current[:] = _WAIT, 0.0
     for d in range(iv[N_DEALS]):
         if DI[d, STATE] == STARTED_STATE:
             want[DI[d, CHARGE]] = _CHARGE
@@ -718,7 +737,8 @@ def _settled(E, C, P):  # pragma: no cover - compiled
     if not iv[PROCESSED_GM]:
         return
     wg, loss = E[19], E[20]
-    total = np.zeros(wg.shape[0])
+    total = C[22][1]
+    total[:] = 0.0
     for d in range(iv[N_DEALS]):
         if DI[d, STATE] == STARTED_STATE:
             total[DI[d, CHARGE]] += DF[d, CURRENT]
@@ -815,50 +835,22 @@ def _quiet_steps(k, n_steps, step0, dt, E, C, S, P, PI):  # pragma: no cover - c
 
 @njit(cache=True)
 def _quiet_block(k, limit, step0, dt, solar, load_j, load_f, E, C, S, P):  # pragma: no cover
-    """Up to ``limit`` steps from step k whose wake-ups (but the first) find nothing to do,
-    in blocks of growing size: stops after a step that takes a unit out of its band, or
-    before a wake-up in another slot.  Returns (steps run, whether a band was left)."""
+    """Up to ``limit`` steps from step k whose wake-ups (but the first) find nothing to do:
+    stops after a step that takes a unit out of its band, or before a wake-up in another
+    slot.  Returns (steps run, whether a band was left)."""
     iv = C[6]
-    ran, block = 0, 8
-    while ran < limit:
-        size = min(block, limit - ran)
-        for j in range(ran, ran + size):  # the wake-ups skipped must stay in the slot
-            if j > 0 and slot_at((step0 + k + j) * dt, P[START_OF_DAY], S[0],
-                                 S[1]) != iv[TABLE_SLOT]:
-                size = j - ran
-                break
-        if size == 0:
-            return ran, False
-        done, left = _physics(k + ran, size, dt, solar, load_j, load_f, E)
-        iv[BLOCKS] += 1
-        iv[PHYSICS_STEPS] += size + (done if done < size else 0)
-        ran += done
-        if left or done < size:
-            return ran, left
-        block *= 2
-    return ran, False
-
-
-@njit(cache=True)
-def _physics(k, steps, dt, solar, load_j, load_f, E):  # pragma: no cover - compiled
-    """Run ``steps`` physics steps from step k, stopping right after the first that takes a
-    unit out of its band; returns (steps run, whether a band was left)."""
-    energy, bypass, ac_charge, out, ledger, trip = E[7], E[9], E[10], E[11], E[12], E[23]
-    saved = (energy.copy(), bypass.copy(), ac_charge.copy(), out.copy(), ledger.copy()) \
-        if steps > 1 else (energy, bypass, ac_charge, out, ledger)
-    run_steps_serial(dt, solar[k:k + steps], load_j[k:k + steps], load_f[k:k + steps], E[4],
-                     E[5], E[6], E[19], E[20], E[1], energy, E[8], bypass, ac_charge, out,
-                     ledger, E[22], trip)
-    first = trip.min()
-    if first > steps:
-        return steps, False
-    if first < steps:  # put the state back and run up to the step that left the band
-        energy[:], bypass[:], ac_charge[:] = saved[0], saved[1], saved[2]
-        out[:, :], ledger[:, :] = saved[3], saved[4]
-        run_steps_serial(dt, solar[k:k + first], load_j[k:k + first], load_f[k:k + first],
-                         E[4], E[5], E[6], E[19], E[20], E[1], energy, E[8], bypass,
-                         ac_charge, out, ledger, E[22], trip)
-    return first, True
+    _watched(E, C, S, P)
+    size = limit
+    for j in range(1, limit):  # the wake-ups skipped must stay in the slot
+        if slot_at((step0 + k + j) * dt, P[START_OF_DAY], S[0], S[1]) != iv[TABLE_SLOT]:
+            size = j
+            break
+    ran, left = run_steps_until(dt, solar[k:k + size], load_j[k:k + size],
+                                load_f[k:k + size], E[4], E[5], E[6], E[19], E[20], E[1],
+                                E[7], E[8], E[9], E[10], E[11], E[12], E[22])
+    iv[BLOCKS] += 1
+    iv[PHYSICS_STEPS] += ran
+    return ran, left
 
 
 @njit(cache=True)

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["run_steps", "params_vector", "unwatched", "energy_bands", "energy_band",
-           "OUT_FIELDS", "LEDGER_FIELDS", "P"]
+__all__ = ["run_steps", "run_steps_until", "params_vector", "unwatched", "energy_bands",
+           "energy_band", "OUT_FIELDS", "LEDGER_FIELDS", "P"]
 
 #: Columns of the ``out`` array: the values of each unit's last step [W].
 OUT_FIELDS = ("pv", "load", "p2", "flow", "acloss", "dcloss", "wasted")
@@ -41,6 +41,60 @@ def params_vector(settings: object) -> np.ndarray:
     return np.array([float(getattr(settings, name)) for name in P], dtype=np.float64)
 
 
+@njit(cache=True, nogil=True)
+def _load_w(load_kw, h, j, f):  # pragma: no cover - compiled
+    """House h's load [W] at sample j, interpolated with weight f toward the next (the last
+    sample's next is the first: the year wraps)."""
+    j1 = j + 1 if j + 1 < load_kw.shape[1] else 0
+    return 1000.0 * (load_kw[h, j] + f * (load_kw[h, j1] - load_kw[h, j]))
+
+
+@njit(cache=True, nogil=True)
+def _unit_step(hours, p, e, cap, byp, acc, pv, load, wg, dcdc_loss):  # pragma: no cover
+    """One unit's step of ``hours`` [h] from stored energy ``e`` [Wh] with PV ``pv`` and load
+    ``load`` [W], grid power ``wg`` [W]: the new (e, bypass, AC charging) and the step's
+    pv, load, p2, flow, acloss, dcloss, wasted [W]."""
+    # 1. UPS state from the state of charge at the start of the step
+    rsoc = 100.0 * e / cap
+    if rsoc <= p[9]:  # UPS_TRIGGER_BATT_OFF
+        byp = True
+    elif rsoc >= p[10]:  # UPS_TRIGGER_BATT_ON
+        byp = False
+    if rsoc <= p[12]:  # UPS_TRIGGER_AC_ON
+        acc = True
+    elif rsoc >= p[11]:  # UPS_TRIGGER_AC_OFF
+        acc = False
+    # 2. consumption, losses, AC meter
+    dcloss = p[0] + dcdc_loss  # constantSystemLoss
+    acloss = p[4]  # transLoss_c
+    if byp:
+        acloss += p[6] + (p[5] + p[3]) * load  # bypassModeLoss_c, _a, transLoss_a
+        p2 = load + acloss
+    else:
+        dcloss += p[2] + p[1] * load  # battModeLoss_c, _a
+        p2 = acloss
+    if acc:
+        acloss += p[7]  # ACChargeLoss
+        p2 += p[8] + p[7]  # ACChargeAmount
+    flow = wg + pv + p2 - load - acloss - dcloss
+    # 3. state of charge within [0, capacity]
+    e_new = e + flow * hours
+    wasted = 0.0
+    if e_new > cap:
+        excess = (e_new - cap) / hours
+        wasted = min(excess, pv)
+        pv -= wasted
+        p2 -= excess - wasted
+        flow -= excess
+        e_new = cap
+    elif e_new < 0.0:
+        shortfall = -e_new / hours
+        p2 += shortfall
+        flow += shortfall
+        e_new = 0.0
+    return e_new, byp, acc, pv, load, p2, flow, acloss, dcloss, wasted
+
+
 def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
               energy, capacity, bypass, ac_charge, out, ledger,
               watch, trip):  # pragma: no cover - compiled
@@ -56,12 +110,7 @@ def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_lo
     """
     n_units = energy.shape[0]
     n_steps = solar_w.shape[0]
-    n_samples = load_kw.shape[1]
     hours = dt / 3600.0
-    csl, bma, bmc = p[0], p[1], p[2]
-    tla, tlc, bpa, bpc = p[3], p[4], p[5], p[6]
-    acl, aca = p[7], p[8]
-    batt_off, batt_on, ac_off, ac_on = p[9], p[10], p[11], p[12]
     for i in prange(n_units):
         e, cap, h = energy[i], capacity[i], house[i]
         byp, acc = bypass[i], ac_charge[i]
@@ -70,49 +119,9 @@ def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_lo
         e_lo, e_hi = watch[i, 0], watch[i, 1]
         tripped = n_steps + 1
         for k in range(n_steps):
-            # 1. UPS state from the state of charge at the start of the step
-            rsoc = 100.0 * e / cap
-            if rsoc <= batt_off:
-                byp = True
-            elif rsoc >= batt_on:
-                byp = False
-            if rsoc <= ac_on:
-                acc = True
-            elif rsoc >= ac_off:
-                acc = False
-            # 2. generation, consumption, losses, AC meter
-            pv = pv_gain[i] * solar_w[k]
-            j = load_j[k]
-            j1 = j + 1 if j + 1 < n_samples else 0
-            load = 1000.0 * (load_kw[h, j] + load_f[k] * (load_kw[h, j1] - load_kw[h, j]))
-            dcloss = csl + dcdc_loss[i]
-            acloss = tlc
-            if byp:
-                acloss += bpc + (bpa + tla) * load
-                p2 = load + acloss
-            else:
-                dcloss += bmc + bma * load
-                p2 = acloss
-            if acc:
-                acloss += acl
-                p2 += aca + acl
-            flow = wg[i] + pv + p2 - load - acloss - dcloss
-            # 3. state of charge within [0, capacity]
-            e_new = e + flow * hours
-            wasted = 0.0
-            if e_new > cap:
-                excess = (e_new - cap) / hours
-                wasted = min(excess, pv)
-                pv -= wasted
-                p2 -= excess - wasted
-                flow -= excess
-                e_new = cap
-            elif e_new < 0.0:
-                shortfall = -e_new / hours
-                p2 += shortfall
-                flow += shortfall
-                e_new = 0.0
-            e = e_new
+            e, byp, acc, pv, load, p2, flow, acloss, dcloss, wasted = _unit_step(
+                hours, p, e, cap, byp, acc, pv_gain[i] * solar_w[k],
+                _load_w(load_kw, h, load_j[k], load_f[k]), wg[i], dcdc_loss[i])
             if tripped > n_steps and (e < e_lo or e > e_hi):
                 tripped = k + 1
             s_pv += pv
@@ -134,6 +143,48 @@ def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_lo
             ledger[i, 5] += s_dcloss * hours
             ledger[i, 6] += wg[i] * n_steps * hours
             ledger[i, 7] += max(wg[i], 0.0) * n_steps * hours
+
+
+@njit(cache=True, nogil=True)
+def run_steps_until(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
+                    energy, capacity, bypass, ac_charge, out, ledger,
+                    watch):  # pragma: no cover - compiled
+    """:func:`_run_steps` with the loops the other way round: all units step together and
+    the run stops right after the first step that takes a unit out of its ``watch`` band.
+    Returns (steps run, whether a band was left).  The same arithmetic in the same order per
+    unit: the trajectory is the one of ``_run_steps`` over the steps run, bit for bit, and
+    nothing is run twice (no roll-back).  Units side by side also overlap in the processor,
+    where one unit's steps wait on each other."""
+    n_units, n_steps = energy.shape[0], solar_w.shape[0]
+    hours = dt / 3600.0
+    sums = np.zeros((n_units, 6))  # pv, load, p2, wasted, acloss, dcloss [W·steps]
+    ran, left = n_steps, False
+    for k in range(n_steps):
+        for i in range(n_units):
+            e, byp, acc, pv, load, p2, flow, acloss, dcloss, wasted = _unit_step(
+                hours, p, energy[i], capacity[i], bypass[i], ac_charge[i],
+                pv_gain[i] * solar_w[k], _load_w(load_kw, house[i], load_j[k], load_f[k]),
+                wg[i], dcdc_loss[i])
+            energy[i], bypass[i], ac_charge[i] = e, byp, acc
+            out[i, 0], out[i, 1], out[i, 2], out[i, 3] = pv, load, p2, flow
+            out[i, 4], out[i, 5], out[i, 6] = acloss, dcloss, wasted
+            sums[i, 0] += pv
+            sums[i, 1] += load
+            sums[i, 2] += p2
+            sums[i, 3] += wasted
+            sums[i, 4] += acloss
+            sums[i, 5] += dcloss
+            if e < watch[i, 0] or e > watch[i, 1]:
+                left = True
+        if left:
+            ran = k + 1
+            break
+    for i in range(n_units):
+        for c in range(6):
+            ledger[i, c] += sums[i, c] * hours
+        ledger[i, 6] += wg[i] * ran * hours
+        ledger[i, 7] += max(wg[i], 0.0) * ran * hours
+    return ran, left
 
 
 #: Both compilations of one function: threads pay off only for large blocks of work.
