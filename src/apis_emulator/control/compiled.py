@@ -32,6 +32,7 @@ _ADVANCE: Callable[..., int] = cr.advance  # numba types its arguments
 #: Beyond this many units the negotiations' accept table (units² entries) is not worth it.
 MAX_UNITS = 2000
 _NO_LIMIT = 2**62
+_TYPES = ("", "charge", "discharge")  # a deal's type by its code (TYPE: 1 charge, 2 discharge)
 
 
 def compiles(controller: object, emulator: Emulator) -> bool:
@@ -129,9 +130,10 @@ class CompiledApis:
         """Deals finished since the last call, oldest first."""
         ints, ff, fi = self._state[6], self._state[13], self._state[14]
         count = int(ints[cr.N_FIN])
-        records = [self._record(ff[k], fi[k]) for k in range(count)]
         ints[cr.N_FIN] = 0
-        return records
+        # plain lists: a year has 10⁵–10⁶ deals, and numpy scalars cost per element
+        return [self._record(t, k) for t, k in zip(ff[:count].tolist(), fi[:count].tolist(),
+                                                    strict=True)]
 
     def take_day(self) -> dict[str, float]:
         """Shared energies [Wh] and deals since the last call (ticks up to now)."""
@@ -148,19 +150,13 @@ class CompiledApis:
         cr.close(em.emulated_s, self._state, self._policy)
         return done + self.take_finished()
 
-    def _record(self, times: np.ndarray, ints: np.ndarray) -> DealRecord:
-        text = self.reference._text
-
-        def when(t: float) -> str:
-            return "" if math.isnan(t) else text(float(t))
-
-        ids = self.ids
+    def _record(self, times: list[float], ints: list[int]) -> DealRecord:
+        text, ids = self.reference._times.text, self.ids
         return DealRecord(
-            f"D{int(ints[cr.NUMBER]):07d}", when(times[0]), when(times[1]), when(times[2]),
-            when(times[3]), ids[ints[cr.REQUEST_UNIT]],
-            "charge" if ints[cr.TYPE] == 1 else "discharge", ids[ints[cr.CHARGE]],
-            ids[ints[cr.DISCHARGE]], int(ints[cr.REQUEST_WH]), int(ints[cr.ACCEPT_WH]),
-            int(ints[cr.DEAL_WH]), float(times[4]), END_REASONS[int(ints[cr.REASON])])
+            f"D{ints[cr.NUMBER]:07d}", text(times[0]), text(times[1]), text(times[2]),
+            text(times[3]), ids[ints[cr.REQUEST_UNIT]], _TYPES[ints[cr.TYPE]],
+            ids[ints[cr.CHARGE]], ids[ints[cr.DISCHARGE]], ints[cr.REQUEST_WH],
+            ints[cr.ACCEPT_WH], ints[cr.DEAL_WH], times[4], END_REASONS[ints[cr.REASON]])
 
 
 # ---------------------------------------------------------------------- files as arrays
