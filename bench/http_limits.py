@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,10 +33,7 @@ from pathlib import Path
 
 import httpx
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
-sys.path.insert(0, str(TESTS))
-
-from web_support import free_port  # noqa: E402
+from serving import rss_mb, start_server, stop_server
 
 #: Starts ``apis-emulator serve`` with the HTTP settings of a variant (argv[1]) patched in.
 LAUNCHER = """
@@ -61,29 +56,7 @@ sys.exit(main(sys.argv[2:]))
 
 def start(variant: str, units: int, cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A server of ``variant`` on a free loopback port; (process, base URL) once it answers."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APIS_EMULATOR_")}
-    process = subprocess.Popen([sys.executable, "-c", LAUNCHER, variant, "serve", str(units),
-                                "--port", str(port)], cwd=cwd, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/get/acc", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the server did not start")
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` [MB] from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return start_server(["-c", LAUNCHER, variant, "serve", str(units)], cwd)
 
 
 @dataclass
@@ -194,11 +167,7 @@ def main() -> int:
         try:
             _measure(url, process.pid, args)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_server(process)
     return 0
 
 

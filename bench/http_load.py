@@ -14,8 +14,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,31 +22,15 @@ from pathlib import Path
 
 import httpx
 
+from serving import start_server, stop_server
+
 ENDPOINTS = ("/get/unit/E001", "/get/dcdc/status/E001", "/get/log")
 CLIENTS = (1, 8, 64)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(units: int, cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APIS_EMULATOR_")}
-    proc = subprocess.Popen([sys.executable, "-m", "apis_emulator", "serve", str(units),
-                             "--port", str(port)], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(1200):
-        try:
-            if httpx.get(url + "/get/acc", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    """A server of ``units`` units on a free loopback port; (process, base URL) once it answers."""
+    return start_server(["-m", "apis_emulator", "serve", str(units)], cwd)
 
 
 def _seconds(text: str) -> float:
@@ -141,8 +123,7 @@ def main() -> None:
                 print(f"{units:4d} units: /set/dcdc round trip median "
                       f"{set_dcdc_cost(url):.2f} ms", flush=True)
             finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(20)
+                stop_server(proc, timeout=20.0)
     for units in (100, 1000):
         print(f"Emulator.set_dcdc in process, {units} units: median "
               f"{engine_set_dcdc_cost(units):.3f} ms")

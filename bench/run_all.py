@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-#: Scripts in bench/ that are not benchmarks.
-NOT_BENCHMARKS = frozenset({"run_all", "page_screenshot"})
+#: Scripts in bench/ that are not benchmarks (serving: the helper that starts a server).
+NOT_BENCHMARKS = frozenset({"run_all", "page_screenshot", "serving"})
 
 
 def benchmarks() -> list[str]:
