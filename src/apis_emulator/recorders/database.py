@@ -35,12 +35,20 @@ A database made by an earlier version gets the columns it lacks (the summary's s
 shared_out, deals) added when a run opens it.
 
 Rows are written by the sink's thread in batches, each batch one transaction: after a crash a
-batch is either in or out.
+batch is either in or out.  A failed transaction (a full or read-only disk, the database file
+removed, the server stopped) is a write fault (:mod:`.worker`): its rows are counted as not
+written, the run goes on, and the sink retries with a bounded back-off, reconnecting first
+(SQLite: the file made anew, with this run's ``runs`` row, if it was removed; PostgreSQL: a new
+connection, with libpq's keep-alives and ``tcp_user_timeout`` so that a vanished server is
+noticed rather than waited for).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +70,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RunInfo", "DatabaseSink", "SQLiteSink", "PostgresSink", "open_database",
            "parse_dburl", "hide_password", "DB_TABLES"]
+
+log = logging.getLogger(__name__)
 
 DB_TABLES = ("runs", "unit_states", "daily_summary", "run_totals", "deals")
 _STATE_COLUMNS = INDIV_COLUMNS[3:]
@@ -150,6 +160,10 @@ class DatabaseSink(SinkWorker):
         """Finished deals to ``deals``."""
         if records:
             self.put(("deals", tuple(records)))
+
+    def rows_in(self, item: tuple[str, Any]) -> int:
+        """Unit states, summary rows or deals of one hand-over."""
+        return len(item[1])
 
     def handle(self, batch: list[tuple[str, Any]]) -> None:
         """Write a batch in one transaction (in the sink's thread)."""
@@ -259,28 +273,66 @@ class SQLiteSink(DatabaseSink):
         """The SQLite file."""
         return self.path
 
+    write_faults = (OSError, sqlite3.OperationalError)
+
     def __init__(self, path: str | Path, run: RunInfo, max_items: int = 256,
                  block: bool = True):
         self.path = Path(path)
         super().__init__(f"SQLite database {self.path}", run, max_items, block)
+        self._full_insert = _insert_sql(_ROWS_PER_INSERT)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SQLITE_SCHEMA)
-            self._add_missing_columns()
-            cur = self._db.execute(
-                "INSERT INTO runs (started_at, mode, start_time, step_s, units, data_set) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (run.started_at.isoformat(sep=" "), run.mode, run.start_time.isoformat(sep=" "),
-                 run.step_s, run.units, run.data_set))
-            self.run_id = int(cur.lastrowid or 0)
-            self._full_insert = _insert_sql(_ROWS_PER_INSERT)
+            self._connect()
         except (sqlite3.Error, OSError) as exc:
             raise RecorderError(f"cannot open the SQLite database {self.path}: {exc}") from None
         self.start()
+
+    def _connect(self) -> None:
+        """Open (or make) the file with its tables and this run's ``runs`` row."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._db = sqlite3.connect(self.path, check_same_thread=False,
+                                        isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(_SQLITE_SCHEMA)
+        self._add_missing_columns()
+        run = self.run
+        values = (run.started_at.isoformat(sep=" "), run.mode,
+                  run.start_time.isoformat(sep=" "), run.step_s, run.units, run.data_set)
+        if self.run_id:  # made anew after it was removed: the run keeps its id
+            db.execute("INSERT OR IGNORE INTO runs (run_id, started_at, mode, start_time, "
+                       "step_s, units, data_set) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (self.run_id, *values))
+        else:
+            cur = db.execute("INSERT INTO runs (started_at, mode, start_time, step_s, units, "
+                             "data_set) VALUES (?, ?, ?, ?, ?, ?)", values)
+            self.run_id = int(cur.lastrowid or 0)
+        self._identity = self._file_identity()
+
+    def _file_identity(self) -> tuple[int, int]:
+        """(device, inode) of the file at the path now; FileNotFoundError if none."""
+        found = os.stat(self.path)
+        return found.st_dev, found.st_ino
+
+    def _still_there(self) -> None:
+        """FileNotFoundError if the database file was removed (or replaced) while open:
+        what was just committed went to a file that nobody can read."""
+        try:
+            same = self._file_identity() == self._identity
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise FileNotFoundError(errno.ENOENT, "the database file was removed while open",
+                                    str(self.path))
+
+    def recover(self) -> None:
+        """A fresh connection (after an I/O error SQLite's own is best not trusted); the
+        file is made anew if it was removed."""
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+        self._connect()
 
     def _add_missing_columns(self) -> None:
         """Summary columns added since the database was made (shared_in, shared_out, deals)."""
@@ -309,8 +361,13 @@ class SQLiteSink(DatabaseSink):
                                [_deal_params(self.run_id, d, iso=True) for d in deals])
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            try:  # SQLite may have rolled back itself (a full disk): the cause is raised
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
             raise
+        self._still_there()
 
     def _insert_states(self, blocks: list[UnitsBlock]) -> None:
         """Many rows per INSERT statement: one SQLite step (and one release of the
@@ -403,8 +460,23 @@ def _import_psycopg() -> Any:
     return psycopg
 
 
+#: [s] a reconnection attempt waits at most this for the server (libpq's connect_timeout).
+RECONNECT_TIMEOUT = 3
+#: libpq's TCP settings on every connection: a server that vanished without closing the
+#: connection is noticed within about 25 s (keep-alives), and a write it does not
+#: acknowledge fails after 15 s (tcp_user_timeout [ms]) instead of the kernel's 15 min.
+_PG_TCP = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+           "keepalives_count": 3, "tcp_user_timeout": 15_000}
+
+
 class PostgresSink(DatabaseSink):
-    """A PostgreSQL database; unit states go in with ``COPY`` (fast), summaries with upserts."""
+    """A PostgreSQL database; unit states go in with ``COPY`` (fast), summaries with upserts.
+
+    A lost connection (the server stopped or restarted) is a write fault: the batch is
+    counted as not written, and the next attempt, after the bounded back-off of
+    :mod:`.worker`, opens a new connection first (psycopg's ``Connection.broken`` says when
+    the old one is gone).
+    """
 
     kind = "postgresql"
 
@@ -415,11 +487,14 @@ class PostgresSink(DatabaseSink):
 
     def __init__(self, url: str, run: RunInfo, max_items: int = 256, block: bool = True,
                  connect_timeout: float = 10.0):
-        psycopg = _import_psycopg()
+        psycopg = self._psycopg = _import_psycopg()
         shown = self.shown = hide_password(url)
         super().__init__(f"PostgreSQL database {shown}", run, max_items, block)
+        self.write_faults = (OSError, psycopg.OperationalError)
+        self._url = url
+        self.reconnects = 0  # new connections after a lost one
         try:
-            self._db = psycopg.connect(url, connect_timeout=max(1, int(connect_timeout)))
+            self._db = self._connect(connect_timeout)
             with self._db.transaction():
                 for statement in _PG_SCHEMA:
                     self._db.execute(statement)
@@ -437,6 +512,27 @@ class PostgresSink(DatabaseSink):
         self._ids: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._cols: tuple[Any, ...] = ()
         self.start()
+
+    def _connect(self, timeout: float) -> Any:
+        return self._psycopg.connect(self._url, connect_timeout=max(1, int(timeout)),
+                                     **_PG_TCP)
+
+    def recover(self) -> None:
+        """A new connection if the old one is lost (raises OperationalError while the
+        server cannot be reached)."""
+        if not (self._db.closed or self._db.broken):
+            return
+        try:
+            self._db.close()
+        except self._psycopg.Error:
+            pass
+        self._db = self._connect(RECONNECT_TIMEOUT)
+        self.reconnects += 1
+        log.warning("%s: connected again", self.name)
+
+    def status(self) -> dict[str, Any]:
+        """The worker's status and the reconnections made."""
+        return {**super().status(), "reconnects": self.reconnects}
 
     def _add_missing_columns(self) -> None:
         """Summary columns added since the database was made (shared_in, shared_out, deals)."""

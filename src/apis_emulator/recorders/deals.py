@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..engine.deals import DEAL_COLUMNS, DealRecord
-from .indivlog import open_new_file
-from .worker import SinkWorker, sync_and_close, write_all
+from .worker import AppendFile, SinkWorker
 
 __all__ = ["DealsCSV"]
 
@@ -28,7 +27,7 @@ class DealsCSV(SinkWorker):
     def __init__(self, path: str | os.PathLike[str], max_items: int = 1024, block: bool = True):
         self.path = Path(path)
         super().__init__(f"deal log {self.path}", max_items=max_items, block=block)
-        self._fd = open_new_file(self.path, _lines([DEAL_COLUMNS]))
+        self._file = AppendFile(self.path, _lines([DEAL_COLUMNS]))
         self.start()
 
     @property
@@ -40,14 +39,22 @@ class DealsCSV(SinkWorker):
         """Finished deals to the file."""
         self.put(tuple(records))
 
+    def rows_in(self, item: tuple[DealRecord, ...]) -> int:
+        """Deals of one hand-over."""
+        return len(item)
+
     def handle(self, batch: list[tuple[DealRecord, ...]]) -> None:
         """Write a batch of deal rows in one write, then sync (in the sink's thread)."""
-        write_all(self._fd, _lines([r.row() for records in batch for r in records]))
-        os.fsync(self._fd)
+        self._file.append(_lines([r.row() for records in batch for r in records]))
+        self._file.sync()
+
+    def recover(self) -> None:
+        """Make the file anew if it was removed."""
+        self._file.reopen_if_gone()
 
     def finish(self) -> None:
         """Flush, sync and close the file."""
-        self._fd = sync_and_close(self._fd)
+        self._file.close()
 
 
 def _lines(rows: Sequence[Sequence[object]]) -> bytes:

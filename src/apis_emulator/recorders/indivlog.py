@@ -20,13 +20,12 @@ import numpy as np
 
 from ..engine import OUT_FIELDS, Snapshot
 from .textfmt import encode_column, format_table
-from .worker import RecorderError, SinkWorker, sync_and_close, write_all
+from .worker import AppendFile, SinkWorker
 
 if TYPE_CHECKING:
     from .httpsink import UnitDocuments
 
-__all__ = ["INDIV_COLUMNS", "INDIV_TIME_FORMAT", "UnitsBlock", "IndividualCSV",
-           "open_new_file"]
+__all__ = ["INDIV_COLUMNS", "INDIV_TIME_FORMAT", "UnitsBlock", "IndividualCSV"]
 
 INDIV_COLUMNS = ("id", "time", "display", "rsoc", "pvc_charge_power", "ups_output_power",
                  "charge_discharge_power", "wg", "p2")
@@ -90,17 +89,6 @@ def numbers_of(blocks: list[UnitsBlock]) -> np.ndarray:
     return numbers
 
 
-def open_new_file(path: Path, header: bytes) -> int:
-    """Create (or empty) ``path``, write ``header`` in one write; the descriptor."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-    except OSError as exc:
-        raise RecorderError(f"cannot create {path}: {exc.strerror}") from None
-    write_all(fd, header)
-    return fd
-
-
 class _Encoder:
     """Formats runs of blocks of the same units, keeping the byte form of their id and
     display columns while the units stay the same."""
@@ -150,7 +138,7 @@ class IndividualCSV(SinkWorker):
         self.path = Path(path)
         super().__init__(f"individual log {self.path}", max_items=max_items, block=block,
                          gather=gather)
-        self._fd = open_new_file(self.path, (",".join(INDIV_COLUMNS) + "\n").encode())
+        self._file = AppendFile(self.path, (",".join(INDIV_COLUMNS) + "\n").encode())
         self._encode = _Encoder()
         self._sync_interval = sync_interval
         self._last_sync = self.clock()
@@ -171,21 +159,29 @@ class IndividualCSV(SinkWorker):
         """The block's rows to the file."""
         self.write(block)
 
+    def rows_in(self, item: UnitsBlock) -> int:
+        """A block's rows: one per unit."""
+        return len(item)
+
     def handle(self, batch: list[UnitsBlock]) -> None:
         """Write a batch of blocks in one write (in the sink's thread)."""
         data = b"".join(self._encode(run) for run in same_units([b for b in batch if len(b)]))
-        write_all(self._fd, data)
+        self._file.append(data)
         self.rows += sum(len(b) for b in batch)
         self._dirty = True
         self.idle()
 
+    def recover(self) -> None:
+        """Make the file anew if it was removed."""
+        self._file.reopen_if_gone()
+
     def idle(self) -> None:
         """fsync at most every ``sync_interval`` seconds, when something was written."""
         if self._dirty and self.clock() - self._last_sync >= self._sync_interval:
-            os.fsync(self._fd)
+            self._file.sync()
             self._dirty = False
             self._last_sync = self.clock()
 
     def finish(self) -> None:
         """Flush, sync and close the file."""
-        self._fd = sync_and_close(self._fd)
+        self._file.close()

@@ -106,6 +106,7 @@ class IndividualParquet(SinkWorker):
         self._tmp: Path | None = None
         self._part_rows = 0
         self._part_started = 0.0
+        self._taken = self._closed_here = self._earlier = 0  # a batch's rows (handle)
         self.start()
 
     @property
@@ -122,32 +123,95 @@ class IndividualParquet(SinkWorker):
         self.write(block)
 
     # ------------------------------------------------------------------ writer thread
+    def rows_in(self, item: UnitsBlock) -> int:
+        """A block's rows: one per unit."""
+        return len(item)
+
     def handle(self, batch: list[UnitsBlock]) -> None:
-        """Buffer a batch of blocks; write a part when it is full."""
-        for block in batch:
-            if not len(block):
-                continue
-            if self._writer is None:
-                self._open_part()
-            self._buffer.append(block)
-            self._buffered += len(block)
-            self._part_rows += len(block)
-            self.rows += len(block)
-            if self._buffered >= self.row_group_rows:
-                self._write_buffer()
-            if self._part_rows >= self.rows_per_file:
-                self._close_part()
-        self.idle()
+        """Buffer a batch of blocks; write a part when it is full.  A write fault gives up
+        the part in progress (its rows are counted in :meth:`lost_in_fault`)."""
+        self._taken = self._closed_here = 0  # rows of this batch: into a part, in closed parts
+        self._earlier = self._part_rows  # rows of earlier batches in the part in progress
+        try:
+            for block in batch:
+                if len(block):
+                    self._take(block)
+            if self._close_if_old():
+                self._part_closed()
+        except self.write_faults:
+            self._abort_part()
+            raise
+
+    def _take(self, block: UnitsBlock) -> None:
+        if self._writer is None:
+            self._open_part()
+        self._buffer.append(block)
+        self._buffered += len(block)
+        self._part_rows += len(block)
+        self._taken += len(block)
+        self.rows += len(block)
+        if self._buffered >= self.row_group_rows:
+            self._write_buffer()
+        if self._part_rows >= self.rows_per_file:
+            self._close_part()
+            self._part_closed()
+
+    def _part_closed(self) -> None:
+        """A part closed while handling a batch: what it took is written for good."""
+        self._closed_here, self._earlier = self._taken, 0
+
+    def lost_in_fault(self, rows: int) -> int:
+        """The batch's rows not in a closed part, and those of earlier batches that the
+        given-up part held (they were counted as written)."""
+        self.rows_written += self._closed_here - self._earlier
+        return rows - self._closed_here + self._earlier
 
     def idle(self) -> None:
         """Write the buffered rows as a part when they have waited long enough."""
-        if self._writer is not None and self.clock() - self._part_started >= self.part_seconds:
-            self._close_part()
+        self._closing_or_abort(self._close_if_old)
 
     def finish(self) -> None:
         """Write the last part and close."""
+        self._closing_or_abort(self._close_last)
+
+    def _close_last(self) -> None:
         if self._writer is not None:
             self._close_part()
+
+    def _closing_or_abort(self, action: Any) -> None:
+        """``action()`` outside :meth:`handle`; on a write fault the part in progress is
+        given up and its rows, counted as written, are counted as not written."""
+        try:
+            action()
+        except self.write_faults:
+            lost = self._part_rows
+            self._abort_part()
+            self.rows_written -= lost
+            self.not_written += lost
+            raise
+
+    def _close_if_old(self) -> bool:
+        """Close the part in progress if it is ``part_seconds`` old; True if it was."""
+        if self._writer is not None and self.clock() - self._part_started >= self.part_seconds:
+            self._close_part()
+            return True
+        return False
+
+    def _abort_part(self) -> None:
+        """Give up the part in progress (a write fault): close and remove what can be."""
+        writer, tmp = self._writer, self._tmp
+        self._writer = self._tmp = None
+        self._buffer, self._buffered, self._part_rows = [], 0, 0
+        try:
+            if writer is not None:
+                writer.close()
+        except Exception:  # the fault is reported by the caller
+            pass
+        try:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        except OSError:  # a read-only or removed folder: nothing readable is left anyway
+            pass
 
     def _import(self) -> None:
         """pyarrow and the schema, once (in the writer's thread)."""
@@ -161,6 +225,7 @@ class IndividualParquet(SinkWorker):
 
     def _open_part(self) -> None:
         self._import()
+        self.path.mkdir(parents=True, exist_ok=True)  # made anew if it was removed
         number = len(self.parts)
         self._tmp = self.path / f".part-{number:05d}.parquet.tmp"
         self._writer = self._pq.ParquetWriter(
@@ -217,11 +282,12 @@ class IndividualParquet(SinkWorker):
     def _close_part(self) -> None:
         self._write_buffer()
         self._writer.close()
-        self._writer = None
-        tmp, self._tmp = self._tmp, None
+        tmp = self._tmp
         assert tmp is not None
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         final = self.path / f"part-{len(self.parts):05d}.parquet"
         os.replace(tmp, final)
+        self._writer = self._tmp = None
+        self._part_rows = 0
         self.parts.append(final)

@@ -120,6 +120,13 @@ class ServedRecording:
                                      ledger=old.ledger.copy())
         self._guard(lambda: self.recorders.rebase(before, now))
 
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per sink: items and rows written, rows not written (a full queue or a write
+        fault), write faults met and the one in force; a sink left out after an error only
+        says its error."""
+        found = {name: {"error": error} for name, error in self.recorders.failed.items()}
+        return {**found, **self.recorders.status()}
+
     def stats(self) -> dict[str, float | None]:
         """Totals since the start in the summary's columns, the day in progress included."""
         return self.recorders.stats(self.emulator.snapshot())

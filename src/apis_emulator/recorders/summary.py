@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine import LEDGER_FIELDS, Snapshot
-from .indivlog import open_new_file
-from .worker import SinkWorker, sync_and_close, write_all
+from .worker import AppendFile, SinkWorker
 
 __all__ = ["SUMMARY_COLUMNS", "SHARED_COLUMNS", "DayRow", "DailySummary", "SummaryCSV", "ratios"]
 
@@ -198,7 +197,7 @@ class SummaryCSV(SinkWorker):
     def __init__(self, path: str | os.PathLike[str], max_items: int = 64, block: bool = True):
         self.path = Path(path)
         super().__init__(f"summary CSV {self.path}", max_items=max_items, block=block)
-        self._fd = open_new_file(self.path, _line(list(SUMMARY_COLUMNS)))
+        self._file = AppendFile(self.path, _line(list(SUMMARY_COLUMNS)))
         self.start()
 
     @property
@@ -214,14 +213,22 @@ class SummaryCSV(SinkWorker):
         """Summary rows to the file."""
         self.write(rows)
 
+    def rows_in(self, item: tuple[DayRow, ...]) -> int:
+        """Rows of one hand-over (a day's, or sum and avg)."""
+        return len(item)
+
     def handle(self, batch: list[tuple[DayRow, ...]]) -> None:
         """Write a batch of rows in one write, then sync (in the sink's thread)."""
-        write_all(self._fd, b"".join(_line(r.cells()) for rows in batch for r in rows))
-        os.fsync(self._fd)
+        self._file.append(b"".join(_line(r.cells()) for rows in batch for r in rows))
+        self._file.sync()
+
+    def recover(self) -> None:
+        """Make the file anew if it was removed."""
+        self._file.reopen_if_gone()
 
     def finish(self) -> None:
         """Flush, sync and close the file."""
-        self._fd = sync_and_close(self._fd)
+        self._file.close()
 
 
 def _line(cells: list[str]) -> bytes:

@@ -4,18 +4,28 @@ The producer (the headless loop, or the served runner on the event loop) only pu
 items in a queue; formatting, writing, committing and posting happen in the sink's thread.
 The queue is bounded, so memory stays bounded: a *blocking* sink makes a producer that is
 faster than the disk wait (headless: nothing lost), a *dropping* sink counts and logs what it
-could not take (served: the event loop never waits).  An error in the thread is kept and raised
-to the producer on its next call, or by :meth:`SinkWorker.close`.
+could not take (served: the event loop never waits).
+
+A *write fault* (a full or read-only disk, a removed file, a lost database connection: the
+sink's ``write_faults``) never stops the run: it is reported once, the rows it could not write
+are counted (``not_written``), and the sink keeps taking its queue, so neither a served clock
+nor a headless run ever waits for the fault to pass.  It retries after a bounded back-off
+(``RETRY_FIRST`` doubling up to ``RETRY_MAX``), first calling :meth:`SinkWorker.recover`
+(reopen a removed file, reconnect), and writes again once the output takes rows again.  Any
+other error is a bug: it is kept and raised to the producer on its next call, or by
+:meth:`SinkWorker.close`.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EmulatorError
@@ -26,11 +36,21 @@ if TYPE_CHECKING:
     from .indivlog import UnitsBlock
     from .summary import DayRow
 
-__all__ = ["sync_and_close", "SinkWorker", "RecorderError", "write_all"]
+__all__ = ["sync_and_close", "SinkWorker", "RecorderError", "write_all", "AppendFile",
+           "RETRY_FIRST", "RETRY_MAX"]
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
+#: [s] the first retry after a write fault; each failed retry doubles the wait ...
+RETRY_FIRST = 0.5
+#: [s] ... up to this: the rows after a fault has passed are written again at most this late
+#: (a restarted database, a disk with room again), and a lasting fault costs one attempt (a
+#: failed write, or a connection refused within its timeout) every 8 s.
+RETRY_MAX = 8.0
+#: [s] a new fault with the same error is logged at most this often (a disk hovering at full
+#: would flap between writing and not).
+FAULT_LOG_INTERVAL = 60.0
 
 
 class _Gathered(list[Any]):
@@ -68,6 +88,77 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+class AppendFile:
+    """A text file of whole rows that a sink appends to, which stays whole when writing fails.
+
+    :meth:`append` writes a block of whole rows; if the write fails (a full disk may take part
+    of the block before ``ENOSPC``) the file is cut back to where the block began, so it always
+    ends at a row boundary.  A file removed while open (its folder deleted) takes writes that
+    reach nothing: :meth:`append` notices (no name links to it any more) and raises
+    ``FileNotFoundError``; :meth:`reopen_if_gone` then makes it anew at its path, header
+    first.  OSError is what every failure raises (a sink's write fault).
+    """
+
+    def __init__(self, path: Path, header: bytes):
+        self.path = path
+        self.header = header
+        self.fd = -1
+        try:
+            self._open(truncate=True)
+        except OSError as exc:
+            raise RecorderError(f"cannot create {path}: {exc.strerror}") from None
+
+    def _open(self, truncate: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0)
+        fd = os.open(self.path, flags, 0o644)
+        try:
+            if os.fstat(fd).st_size == 0:
+                write_all(fd, self.header)
+        except OSError:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def append(self, data: bytes) -> None:
+        """``data`` (whole rows) at the end, in one ``write``; on failure the file is cut
+        back to its size before, and OSError raised."""
+        if self.fd < 0:
+            raise FileNotFoundError(errno.ENOENT, "the file could not be made again",
+                                    str(self.path))
+        size = os.fstat(self.fd).st_size
+        try:
+            write_all(self.fd, data)
+        except OSError:
+            try:
+                os.ftruncate(self.fd, size)
+            except OSError:  # e.g. made immutable: then nothing was written either
+                pass
+            raise
+        if os.fstat(self.fd).st_nlink == 0:
+            raise FileNotFoundError(errno.ENOENT, "the file was removed while open",
+                                    str(self.path))
+
+    def reopen_if_gone(self) -> None:
+        """Make the file anew at its path (header first) if it was removed (or never made
+        again); appends to whatever file is there otherwise."""
+        if self.fd >= 0 and os.fstat(self.fd).st_nlink > 0:
+            return
+        if self.fd >= 0:
+            os.close(self.fd)  # its data went with the removed file: no sync
+            self.fd = -1
+        self._open(truncate=False)
+
+    def sync(self) -> None:
+        """fsync the file (if open)."""
+        if self.fd >= 0:
+            os.fsync(self.fd)
+
+    def close(self) -> None:
+        """fsync and close; idempotent."""
+        self.fd = sync_and_close(self.fd)
+
+
 class SinkWorker:
     """Base class: a named sink whose :meth:`handle` runs in its own thread on batches.
 
@@ -103,6 +194,9 @@ class SinkWorker:
 
     output = "sink"  # its key in Recorders.files
     wants_documents = False  # only the HTTP sink wants the units' documents
+    #: Errors of the output itself (disk full or read-only, file removed, connection lost):
+    #: counted and retried, never raised; a database sink adds its driver's.
+    write_faults: tuple[type[BaseException], ...] = (OSError,)
 
     def __init__(self, name: str, max_items: int = 256, block: bool = True,
                  max_batch: int = 256, wake_interval: float = 1.0, linger: float = 0.02,
@@ -118,6 +212,15 @@ class SinkWorker:
         self.written = 0  # items handled
         self.high_water = 0  # most items queued at once
         self.error: BaseException | None = None
+        self.rows_written = 0  # rows that reached the output
+        self.not_written = 0  # rows that did not: dropped from a full queue, or a write fault
+        self.faults = 0  # write faults met (each failed attempt)
+        self.fault: str | None = None  # the write fault in force, None while writing works
+        self.first_fault: str | None = None
+        self._retry_at = 0.0
+        self._retry_wait = RETRY_FIRST
+        self._last_fault_log = -1e18
+        self._last_fault_text = ""
         self.gather = max(1, int(gather)) if block else 1
         self.gather_seconds = gather_seconds
         self._gathered: list[Any] = []
@@ -141,10 +244,17 @@ class SinkWorker:
         """Finished deals of a built-in controller; ignored unless taken."""
 
     def status(self) -> dict[str, Any]:
-        """Items written, dropped, queue high-water mark, error."""
+        """Items written, dropped, queue high-water mark, error; rows written and not
+        written [rows], write faults met and the one in force (None: writing works)."""
         return {"written": self.written, "dropped": self.dropped,
                 "high_water": self.high_water,
-                "error": None if self.error is None else str(self.error)}
+                "error": None if self.error is None else str(self.error),
+                "rows_written": self.rows_written, "not_written": self.not_written,
+                "faults": self.faults, "fault": self.fault}
+
+    def rows_in(self, item: Any) -> int:
+        """Rows an item holds (a sample's units, a batch's day rows…); 1 unless told."""
+        return 1
 
     # ------------------------------------------------------------------ producer side
     def start(self) -> None:
@@ -170,13 +280,14 @@ class SinkWorker:
             try:
                 self._queue.put_nowait(item)
             except queue.Full:
-                self._count_drop()
+                self._count_drop(item)
                 return False
         self.high_water = max(self.high_water, self._queue.qsize() * self.gather)
         return True
 
-    def _count_drop(self) -> None:
+    def _count_drop(self, item: Any) -> None:
         self.dropped += 1
+        self.not_written += self.rows_in(item)
         now = self.clock()
         if now - self._last_drop_log >= 60.0:
             log.warning("%s cannot keep up: %d item(s) dropped so far (queue of %d full)",
@@ -202,11 +313,18 @@ class SinkWorker:
             self._thread.join()
         try:
             self.finish()
+        except self.write_faults as exc:  # e.g. the last sync failed: reported, not raised
+            self._fault(exc)
         except BaseException as exc:
             if self.error is None:
                 self.error = exc
         if self.dropped:
             log.warning("%s: %d item(s) dropped in all", self.name, self.dropped)
+        if self.faults:
+            log.warning("%s: %d row(s) written, %d not written (write faults: %d, the "
+                        "first: %s; the last still in force: %s)", self.name,
+                        self.rows_written, self.not_written, self.faults, self.first_fault,
+                        self.fault or "none")
         self.raise_error()
 
     # ------------------------------------------------------------------ writer thread
@@ -215,7 +333,8 @@ class SinkWorker:
             try:
                 item = self._queue.get(timeout=self.wake_interval)
             except queue.Empty:
-                self._guarded(self.idle)
+                if self.fault is None:  # nothing to flush or sync while writing fails
+                    self._guarded(self.idle)
                 continue
             batch: list[Any] = []
             stop = item is _STOP
@@ -232,19 +351,66 @@ class SinkWorker:
                 if not stop:
                     _add(batch, more)
             if batch and self.error is None:
-                self._guarded(self.handle, batch)
-                self.written += len(batch)
+                self._write(batch, last=stop)
             if stop:
                 return
 
-    def _guarded(self, action: Callable[..., None], *args: Any) -> None:
-        if self.error is not None:
+    def _write(self, batch: list[Any], last: bool = False) -> None:
+        """``handle(batch)``, or, while a fault is in force and its retry is not due (the
+        last batch always tries), count the batch's rows as not written."""
+        rows = sum(self.rows_in(item) for item in batch)
+        if self.fault is not None and not last and self.clock() < self._retry_at:
+            self.not_written += rows
             return
+        if self._guarded(self._retried, batch, last):
+            self.written += len(batch)
+            self.rows_written += rows
+            if self.fault is not None:
+                log.warning("%s writes again (%d row(s) not written so far)", self.name,
+                            self.not_written)
+                self.fault, self._retry_wait = None, RETRY_FIRST
+        elif self.error is None:  # a write fault: these rows, and what the sink lost with them
+            self.not_written += self.lost_in_fault(rows)
+
+    def _retried(self, batch: list[Any], last: bool) -> None:
+        if self.fault is not None or last:  # last: the closing rows find a removed file
+            self.recover()
+        self.handle(batch)
+
+    def _guarded(self, action: Callable[..., None], *args: Any) -> bool:
+        """Run ``action`` in the sink's thread; False if it failed.  A write fault is
+        counted and retried later; any other error is kept and raised to the producer on
+        its next call."""
+        if self.error is not None:
+            return False
         try:
             action(*args)
-        except BaseException as exc:  # kept, raised to the producer on its next call
+        except self.write_faults as exc:
+            self._fault(exc)
+            return False
+        except BaseException as exc:
             self.error = exc
             log.error("%s failed: %s", self.name, exc)
+            return False
+        return True
+
+    def _fault(self, exc: BaseException) -> None:
+        """A write fault: the first of a run of them is logged (at most once a minute);
+        the next attempt waits a doubling, bounded time."""
+        text = str(exc).strip() or type(exc).__name__
+        self.faults += 1
+        self.first_fault = self.first_fault or text
+        now = self.clock()
+        if self.fault is None and (now - self._last_fault_log >= FAULT_LOG_INTERVAL
+                                   or text != self._last_fault_text):
+            log.error("%s cannot write: %s; the run goes on, rows are counted as not "
+                      "written and writing is retried (every %g s at most)", self.name, text,
+                      RETRY_MAX)
+            self._last_fault_log, self._last_fault_text = now, text
+        elif self.fault is not None:
+            self._retry_wait = min(RETRY_MAX, 2 * self._retry_wait)
+        self.fault = text
+        self._retry_at = now + self._retry_wait
 
     # ------------------------------------------------------------------ to override
     def handle(self, batch: list[Any]) -> None:
@@ -256,3 +422,12 @@ class SinkWorker:
 
     def finish(self) -> None:
         """Flush, sync and close (called by :meth:`close` once the thread has ended)."""
+
+    def recover(self) -> None:
+        """Before a retry after a write fault: reopen a removed file, reconnect…; raises a
+        write fault if the output still cannot be written."""
+
+    def lost_in_fault(self, rows: int) -> int:
+        """Rows lost to a write fault in :meth:`handle` that was given ``rows`` rows: those,
+        unless the sink lost more (rows it held for a file it had to give up)."""
+        return rows

@@ -5,7 +5,8 @@ The page drives the emulator through the Web API of §5 like any client (``/set/
 its own, each answering one request with what is on the screen:
 
 ``GET /api/status``
-    emulated time, acceleration, whether the emulation keeps pace, unit count, bus voltage.
+    emulated time, acceleration, whether the emulation keeps pace, unit count, bus voltage;
+    ``recording``: per output, rows written and not written and any write fault in force.
 ``GET /api/units?fields=rsoc,pv,…``
     a compact column table of every unit (what the cards show), rendered once per emulator
     version however many browsers ask.
@@ -170,6 +171,9 @@ def install_page(app: FastAPI, state: WebState) -> None:
                 "dc_energy_wh": float(ledger[:, _L["wg_in"]].sum()) if len(u) else 0.0,
                 "history_spacing_s": history.spacing, "history_size": history.size}
         body.update(pace.status(runner.behind_s, runner.sleeptime))
+        recording = getattr(app.state, "recording_status", None)  # set by web/server.py
+        if recording is not None:  # per output: rows written and not, write faults
+            body["recording"] = recording()
         return _json(body)
 
     @app.get("/api/units", tags=["page"], summary="A compact column table of every unit")

@@ -67,6 +67,7 @@ def build_server(emulator: Emulator, settings: Settings, controller: Controller 
         recording.close(schedule.close())
 
     app.state.web.on_shutdown.append(close)
+    app.state.recording_status = recording.status  # /api/status shows it
     config = uvicorn.Config(app, host=settings.b_host, port=settings.b_port, log_config=None,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=5,
                             loop="auto", http=LimitedHttpProtocol,
