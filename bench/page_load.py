@@ -9,7 +9,9 @@ then with Debian's chromium (Playwright):
    ``--every``) for ``--seconds`` and reports the server's CPU share over that time, read from
    /proc/<pid>/stat (utime + stime), against the same server with no page open.
 
-Usage: ``.venv/bin/python bench/page_load.py [--units 100] [--seconds 30] [--every 5]``
+Usage: ``.venv/bin/python bench/page_load.py [--units 100] [--seconds 30] [--every 5]
+[--acceleration 60]``; a town: ``--units 10000 --acceleration 10`` (the data set keeps 100
+households, reused in turn).
 """
 
 from __future__ import annotations
@@ -138,13 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=5, help="Auto Refresh interval [s]")
     parser.add_argument("--pages", type=int, default=5)
     parser.add_argument("--loads", type=int, default=5, help="cold page loads to time")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="longest wait for a page's first values [s]")
+    parser.add_argument("--acceleration", type=float, default=60.0,
+                        help="emulated s per wall s of the server (Δt 1 s)")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="page-bench-") as tmp:
         root = Path(tmp)
         data = write_dataset(root / "data", households=min(args.units, 100))
-        process, url = start_server(root, data, args.units, acceleration=60,
+        process, url = start_server(root, data, args.units, acceleration=args.acceleration,
                                     start="2019-05-01T08:00:00")
         try:
             exchange(url)
@@ -156,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
                     page = context.new_page()
                     t0 = time.perf_counter()
                     page.goto(f"{url}/?auto=0")
-                    page.wait_for_selector("body[data-ready]", timeout=60_000)
+                    page.wait_for_selector("body[data-ready]", timeout=1e3 * args.timeout)
                     loads.append(time.perf_counter() - t0)
                     first = page.evaluate(
                         "performance.getEntriesByName('apis-first-values')[0].startTime")
-                    cards = page.locator("#cards .card").count()
+                    cards = int(page.inner_text("#unit-count"))
                     context.close()
                 assert cards == args.units, cards
                 idle = cpu_share(process.pid, min(10.0, args.seconds))
@@ -169,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                     context = browser.new_context(viewport={"width": 1400, "height": 1000})
                     page = context.new_page()
                     page.goto(f"{url}/?every={args.every}")
-                    page.wait_for_selector("body[data-ready]", timeout=60_000)
+                    page.wait_for_selector("body[data-ready]", timeout=1e3 * args.timeout)
                     contexts.append(context)
                     pages.append(page)
                 requests = {"n": 0}
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 browser.close()
         finally:
             stop(process)
-    print(f"page with {args.units} units, server at acceleration 60, Δt 1 s")
+    print(f"page with {args.units} units, server at acceleration {args.acceleration:g}, Δt 1 s")
     print(f"  first values drawn after navigation: median {statistics.median(loads):.2f} s "
           f"(min {min(loads):.2f}, max {max(loads):.2f}, {len(loads)} cold loads; "
           f"last one in-page mark {first / 1000:.2f} s)")

@@ -42,6 +42,7 @@ from ..errors import (
 from ..modes import MODE_CODES
 from ..runner import RealTimeRunner
 from .answers import error_body
+from .compress import install_gzip
 from .guard import RequestGuard
 from .openapi import install_openapi
 from .page import install_page
@@ -118,6 +119,7 @@ def create_app(emulator: Emulator, settings: Settings,
                   description="Hardware emulator for apis-main (specification §5). "
                               "Sign convention: ig > 0 = current from the DC grid into the unit.")
     app.state.web = state
+    install_gzip(app)  # innermost: the fast path answers the polled reads before it
     app.add_middleware(FastReads, state=state)
     app.add_middleware(RequestGuard, allow=settings.allow,  # added last: runs first
                        allowed_hosts=settings.allowedHosts)

@@ -60,10 +60,13 @@ class History:
             for unit_id in units.ids:
                 self.columns.setdefault(unit_id, len(self.columns))
             need = len(self.columns)
-            if need > self.per_unit.shape[1]:
-                grow = max(need, 2 * self.per_unit.shape[1]) - self.per_unit.shape[1]
-                pad = np.full((self.size, grow, len(self.UNIT_SERIES)), np.nan, np.float32)
-                self.per_unit = np.concatenate([self.per_unit, pad], axis=1)
+            have = self.per_unit.shape[1]
+            if need > have:  # one new array, the old columns copied in (no third copy:
+                # with 10,000 units a column block is 288 MB)
+                grown = np.full((self.size, max(need, 2 * have), len(self.UNIT_SERIES)),
+                                np.nan, np.float32)
+                grown[:, :have] = self.per_unit
+                self.per_unit = grown
             self._cols = np.array([self.columns[u] for u in units.ids], dtype=np.int64)
             self._units = units
         return self._cols

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -28,9 +29,13 @@ from ..engine.render import (
 )
 from ..errors import MissingStateFileError, StateFileError
 from ..runner import RealTimeRunner
+from .compress import SharedGzip, accepts_gzip
+from .log_render import IrregularDocuments, LogRenderer
 from .routes import fast_paths, fast_prefixes
 
 __all__ = ["WebState", "FastReads", "write_atomically", "read_state_file", "READ_VIEWS"]
+
+log = logging.getLogger(__name__)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -83,6 +88,8 @@ class WebState:
     save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     fast_prefixes: tuple[tuple[str, str], ...] = field(default_factory=fast_prefixes)
     fast_whole: frozenset[str] = field(default_factory=fast_paths)
+    log_renderer: LogRenderer = field(default_factory=LogRenderer)
+    gzipped: SharedGzip = field(default_factory=SharedGzip)
 
     @property
     def save_path(self) -> Path:
@@ -105,17 +112,30 @@ class WebState:
         return doc
 
     def rendered(self, kind: str, key: str, make: Callable[[], Any]) -> bytes:
-        """JSON bytes of ``make()``, cached until the emulator changes."""
+        """JSON bytes of ``make()`` (bytes are taken as they are), cached until the emulator
+        changes."""
         self._fresh()
         cached = self._cache.get((kind, key))
         if cached is None:
-            cached = orjson.dumps(make())
+            made = make()
+            cached = made if isinstance(made, bytes) else orjson.dumps(made)
             self._cache[(kind, key)] = cached
         return cached
 
     def all_units(self) -> bytes:
-        """``/get/log`` as JSON bytes, rendered once per state."""
-        return self.rendered("log", "", lambda: all_documents(self.emulator))
+        """``/get/log`` as JSON bytes, rendered once per state from the arrays."""
+        return self.rendered("log", "", self._render_log)
+
+    def _render_log(self) -> bytes:
+        try:
+            return self.log_renderer.render(self.emulator)
+        except IrregularDocuments as exc:  # documents of unusual shapes: one dict per unit
+            log.debug("/get/log rendered unit by unit: %s", exc)
+            return orjson.dumps(all_documents(self.emulator))
+
+    async def all_units_gzip(self) -> bytes:
+        """``/get/log`` in gzip, compressed once per state off the event loop."""
+        return await self.gzipped.get(self.emulator.version, "log", self.all_units)
 
     def unit_read(self, kind: str, unit_id: str) -> bytes:
         """JSON of one of the per-unit read views (READ_VIEWS) of ``unit_id``."""
@@ -155,11 +175,15 @@ class FastReads:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            body = self.state.fast_read(scope["path"])
+            headers = [(b"content-type", b"application/json")]
+            if scope["path"] in self.state.fast_whole and accepts_gzip(scope):
+                body: bytes | None = await self.state.all_units_gzip()
+                headers += [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
+            else:  # the polled per-unit reads (about 1 kB) are always sent plain
+                body = self.state.fast_read(scope["path"])
             if body is not None:
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
