@@ -85,7 +85,7 @@ class CompiledApis:
         floats[cr.PROMISED], floats[cr.WOKEN_AT] = math.inf, math.nan
         ints = np.zeros(cr.N_I, dtype=np.int64)
         ints[cr.MASTER], ints[cr.VR], ints[cr.TABLE_VERSION] = -1, -1, -1
-        ints[cr.TRIPPED], ints[cr.WATCH_TABLE] = 1, -1
+        ints[cr.TRIPPED], ints[cr.WATCH_TABLE], ints[cr.GM_VERSION] = 1, -1, -1
         deals = n * p.deal_capacity + 4
         open_per_unit = math.ceil(p.negotiation_s / p.house_keeping_s) + 1
         negotiations = n * open_per_unit + 1
@@ -101,7 +101,9 @@ class CompiledApis:
                 np.full((negotiations, n), -1, dtype=np.int64), np.zeros((negotiations, n)),
                 rank, np.arange(negotiations, dtype=np.int64), np.full(n, -math.inf),
                 # the units with a chance; scratch rows (currents, totals, rsoc bands), modes
-                np.zeros(n, dtype=np.int64), np.zeros((4, n)), np.zeros(n, dtype=np.int64))
+                np.zeros(n, dtype=np.int64), np.zeros((4, n)), np.zeros(n, dtype=np.int64),
+                # a heap of the units with a chance: next House-Keeping tick [s], unit
+                np.zeros(n), np.zeros(n, dtype=np.int64))
 
     def _args(self) -> tuple[Any, ...]:
         return (self._engine, self._state, self._scenario, self._policy, self._policy_int,

@@ -36,12 +36,12 @@ AMOUNT, FORCE_STOP, RAMP_TIMEOUT, DIRECTION, CAPACITY, RUN_END = range(6)  # END
 R, FREE, RTYPE, RAMOUNT, ACC_C, ACC_D, STATUS, CHANCE = range(8)
 N_TI = 8
 # controller scalars: floats (fv) and integers (iv)
-GM_LAST, CLOCK, PROMISED, DAY_IN, DAY_OUT, DAY_DEALS, WOKEN_AT = range(7)
-N_F = 7
+GM_LAST, CLOCK, PROMISED, DAY_IN, DAY_OUT, DAY_DEALS, WOKEN_AT, GM_NEED, GM_BEST = range(9)
+N_F = 9
 (COUNT, MASTER, VR, PROCESSED_GM, VERSION, N_DEALS, N_NEGS, N_FIN, TABLE_VERSION, TABLE_SLOT,
  N_CHANCE, TRIPPED, WAKES, TABLES, BLOCKS, PHYSICS_STEPS, N_FREE, EVENTS, ASKS, CONCLUSIONS,
- GM_TICKS, WATCH_TABLE) = range(22)
-N_I = 22
+ GM_TICKS, WATCH_TABLE, SETTLES, GM_VERSION, GM_TABLE, GM_SETTLE, HEAP_N) = range(27)
+N_I = 27
 #: counters of the work done (bench/sharing_year.py prints them)
 COUNTERS = ("WAKES", "EVENTS", "ASKS", "CONCLUSIONS", "GM_TICKS", "TABLES", "BLOCKS",
             "PHYSICS_STEPS")
@@ -117,12 +117,13 @@ def _table(elapsed, E, C, S, P, PI):  # pragma: no cover - compiled
     iv[TABLE_VERSION] = iv[VERSION]
     iv[TABLES] += 1
     iv[TABLE_SLOT] = s
-    chance = C[21]  # the units with a chance, in id order: the events scan only these
+    chance = C[21]  # the units with a chance, in id order
     iv[N_CHANCE] = 0
     for i in range(energy.shape[0]):
         if TI[i, CHANCE]:
             chance[iv[N_CHANCE]] = i
             iv[N_CHANCE] += 1
+    _heap_build(C, P)
 
 
 @njit(cache=True)
@@ -241,38 +242,103 @@ def _hk_tick(i, since, phases, hk_done, period):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _heap_build(C, P):  # pragma: no cover - compiled
+    """The units with a chance as a min-heap of (next House-Keeping tick, unit) in C[24],
+    C[25]: the next asking unit in O(log N) per event instead of a scan of them all."""
+    fv, iv, keys, units = C[5], C[6], C[24], C[25]
+    n = iv[N_CHANCE]
+    for c in range(n):
+        units[c] = C[21][c]
+        keys[c] = _next_hk(units[c], fv[CLOCK], C[20], C[7], C[8], P[HK_S])
+    iv[HEAP_N] = n
+    for k in range(n // 2 - 1, -1, -1):
+        _sift_down(k, keys, units, n)
+
+
+@njit(cache=True)
+def _sift_down(k, keys, units, n):  # pragma: no cover - compiled
+    """Restore the heap below position k; equal ticks in id order (the scan's order)."""
+    while True:
+        child = 2 * k + 1
+        if child >= n:
+            return
+        if child + 1 < n and (keys[child + 1] < keys[child] or (
+                keys[child + 1] == keys[child] and units[child + 1] < units[child])):
+            child += 1
+        if keys[child] < keys[k] or (keys[child] == keys[k] and units[child] < units[k]):
+            keys[k], keys[child] = keys[child], keys[k]
+            units[k], units[child] = units[child], units[k]
+            k = child
+        else:
+            return
+
+
+@njit(cache=True)
+def _next_ask(C, P):  # pragma: no cover - compiled
+    """(tick, unit): the first House-Keeping tick of a unit with a chance, (inf, −1) none.
+    A top the clock has passed takes its unit's next tick (as _next_hk does)."""
+    fv, iv, keys, units = C[5], C[6], C[24], C[25]
+    n = iv[HEAP_N]
+    if n == 0:
+        return np.inf, -1
+    while keys[0] < fv[CLOCK]:
+        keys[0] = _next_hk(units[0], fv[CLOCK], C[20], C[7], C[8], P[HK_S])
+        _sift_down(0, keys, units, n)
+    return keys[0], units[0]
+
+
+@njit(cache=True)
+def _asked(C, P):  # pragma: no cover - compiled
+    """The top unit has had its House-Keeping tick: its next one takes its place."""
+    fv, keys, units = C[5], C[24], C[25]
+    keys[0] = _next_hk(units[0], fv[CLOCK], C[20], C[7], C[8], P[HK_S])
+    _sift_down(0, keys, units, C[6][HEAP_N])
+
+
+@njit(cache=True)
 def _next_gm(fv, iv, DF, DI, TF, P, PI):  # pragma: no cover - compiled
-    """The first Grid Master tick that can change something (C[5], C[6], C[9], C[10], C[4])."""
+    """The first Grid Master tick that can change something (C[5], C[6], C[9], C[10], C[4]).
+    What the deals allow is found again only when the deals, the table (rsoc) or the
+    rates changed."""
     period = P[GM_S]
     first = fv[GM_LAST] + period
     if first < fv[CLOCK] - _EPS:  # ticks skipped while nothing could happen
         skipped = math.ceil((fv[CLOCK] - fv[GM_LAST]) / period - _EPS)
         first = fv[GM_LAST] + skipped * period
+    if iv[GM_VERSION] != iv[VERSION] or iv[GM_TABLE] != iv[TABLES] or \
+            iv[GM_SETTLE] != iv[SETTLES]:
+        fv[GM_NEED], fv[GM_BEST] = _gm_scan(iv, DF, DI, TF, P, PI)
+        iv[GM_VERSION], iv[GM_TABLE], iv[GM_SETTLE] = iv[VERSION], iv[TABLES], iv[SETTLES]
+    return first if fv[GM_NEED] else fv[GM_BEST]
+
+
+@njit(cache=True)
+def _gm_scan(iv, DF, DI, TF, P, PI):  # pragma: no cover - compiled
+    """(1 when the next tick can change something, else 0; the first tick a deal's amount is
+    passed at)."""
     n = iv[N_DEALS]
     for d in range(n):
         if DI[d, STATE] != STARTED_STATE:
-            return first
+            return 1.0, np.inf
     if n > 0 and (PI[OPERATION_MODE] == STOP or PI[OPERATION_MODE] == MANUAL):
-        return first
+        return 1.0, np.inf
     best = np.inf
     for d in range(n):
         if TF[DI[d, DISCHARGE]] < P[LOWER_RSOC] or TF[DI[d, CHARGE]] > P[UPPER_RSOC]:
-            return first
+            return 1.0, np.inf
         best = min(best, DF[d, END_TICK])
-    return best
+    return 0.0, best
 
 
 @njit(cache=True)
 def _earliest(C, P, PI):  # pragma: no cover - compiled
     """The plan's wake-up: the next negotiation end, Grid Master or House-Keeping tick."""
-    fv, iv, NF = C[5], C[6], C[11]
+    iv, NF = C[6], C[11]
     best = np.inf
     for m in range(iv[N_NEGS]):
         best = min(best, NF[m, 0])
     best = min(best, _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI))
-    for c in range(iv[N_CHANCE]):
-        best = min(best, _next_hk(C[21][c], fv[CLOCK], C[20], C[7], C[8], P[HK_S]))
-    return best
+    return min(best, _next_ask(C, P)[0])
 
 
 @njit(cache=True)
@@ -286,10 +352,15 @@ def _last_tick_at(t, C, P):  # pragma: no cover - compiled
 # ---------------------------------------------------------------------- deals
 @njit(cache=True)
 def _row(number, DI, iv):  # pragma: no cover - compiled
-    for d in range(iv[N_DEALS]):
-        if DI[d, NUMBER] == number:
-            return d
-    return -1
+    """The row of deal ``number``, or −1: rows are in creation order, numbers ascending."""
+    lo, hi = 0, iv[N_DEALS]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if DI[mid, NUMBER] < number:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < iv[N_DEALS] and DI[lo, NUMBER] == number else -1
 
 
 @njit(cache=True)
@@ -667,11 +738,9 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
         for m in range(iv[N_NEGS]):
             if NF[m, 0] <= now and NF[m, 0] < due:
                 due, kind = NF[m, 0], 0
-        for c in range(iv[N_CHANCE]):
-            i = C[21][c]
-            t = _next_hk(i, fv[CLOCK], C[20], C[7], C[8], P[HK_S])
-            if t <= now and (t < due or (t == due and kind > 1)):
-                due, kind, which = t, 1, i
+        t, i = _next_ask(C, P)
+        if t <= now and (t < due or (t == due and kind > 1)):
+            due, kind, which = t, 1, i
         gm = _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI)
         if gm <= now and gm < due:
             due, kind = gm, 2
@@ -683,6 +752,7 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
             _end_negotiations(due, elapsed, E, C, S, P, PI, rng)
         elif kind == 1:
             _ask(which, due, elapsed, C, S, P, PI)
+            _asked(C, P)
         else:
             _gm_tick(due, vg_max, C, P, PI)
     fv[CLOCK] = elapsed
@@ -736,6 +806,7 @@ def _settled(E, C, P):  # pragma: no cover - compiled
     iv, DF, DI, fv = C[6], C[9], C[10], C[5]
     if not iv[PROCESSED_GM]:
         return
+    iv[SETTLES] += 1
     wg, loss = E[19], E[20]
     total = C[22][1]
     total[:] = 0.0
