@@ -45,7 +45,7 @@ from .answers import error_body
 from .compress import install_gzip
 from .guard import RequestGuard
 from .openapi import install_openapi
-from .page import install_page
+from .page import WINDOW_ACCEPTED, install_page
 from .routes import route
 from .state import FastReads, WebState, read_state_file, write_atomically
 
@@ -201,7 +201,7 @@ def _accepted_for(name: str, error: dict[str, Any]) -> str:
         return MODE_ACCEPTED
     if error.get("type") == "missing":
         return "a value (the parameter is required)"
-    return NUMBER_ACCEPTED
+    return WINDOW_ACCEPTED.get(name, NUMBER_ACCEPTED)
 
 
 def _user_routes(app: FastAPI, state: WebState) -> None:

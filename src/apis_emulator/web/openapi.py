@@ -21,8 +21,9 @@ from ..engine import DCDC_RULES, EMU_RULES
 from ..engine.rules import DCDC_REQUIRED
 from ..modes import MODE_CODES
 from ..runner.realtime import MAX_ACCELERATION
-from .page import TEXT_COLUMNS, UNIT_COLUMNS
+from .page import MAX_LIMIT, TEXT_COLUMNS, UNIT_COLUMNS
 from .routes import ANY_PATH_ERRORS, ROUTES
+from .unit_window import FILTER_MAX, ORDERS
 
 __all__ = ["install_openapi", "described", "ERROR_SCHEMA", "STATUS_MEANINGS"]
 
@@ -82,6 +83,10 @@ def _parameter_schemas() -> dict[str, dict[str, Any]]:
     schemas["newacc"] = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_ACCELERATION}
     schemas["since"] = {"type": "number"}
     schemas["fields"] = {"type": "string", "pattern": _column_pattern()}
+    schemas["order"] = {"type": "string", "enum": list(ORDERS)}
+    schemas["filter"] = {"type": "string", "maxLength": FILTER_MAX}
+    schemas["offset"] = {"type": "integer", "minimum": 0}
+    schemas["limit"] = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
     return schemas
 
 

@@ -6,10 +6,13 @@ its own, each answering one request with what is on the screen:
 
 ``GET /api/status``
     emulated time, acceleration, whether the emulation keeps pace, unit count, bus voltage;
+    ``grid``: what the DC grid view draws (web/unit_window.py ``grid_summary``);
     ``recording``: per output, rows written and not written and any write fault in force.
-``GET /api/units?fields=rsoc,pv,…``
+``GET /api/units?fields=rsoc,pv,…[&order=…&filter=…&offset=…&limit=…]``
     a compact column table of every unit (what the cards show), rendered once per emulator
-    version however many browsers ask.
+    version however many browsers ask; with a window (``order``, ``filter``, ``offset``,
+    ``limit``: web/unit_window.py) only the cards on the page's screen, of the units that
+    match, in its order, with how many match (``matched``) and exist (``total``).
 ``GET /api/unit/<id>``
     the full document of the one unit whose details are open (``/get/log`` for one unit).
 ``GET /api/history?unit=<id>&since=<t>``
@@ -51,12 +54,13 @@ from ..errors import InvalidValueError
 from ..modes import Mode
 from ..runner.pace import PaceMeter
 from .history import History
+from .unit_window import FILTER_MAX, ORDERS, UnitFinder, grid_summary
 
 if TYPE_CHECKING:
     from ..engine.units import Units
     from .state import WebState
 
-__all__ = ["install_page", "UNIT_COLUMNS", "TEXT_COLUMNS"]
+__all__ = ["install_page", "UNIT_COLUMNS", "TEXT_COLUMNS", "MAX_LIMIT", "WINDOW_ACCEPTED"]
 
 HERE = Path(__file__).resolve().parent
 _O = {name: i for i, name in enumerate(OUT_FIELDS)}
@@ -88,6 +92,11 @@ UNIT_COLUMNS: dict[str, Callable[[Units], np.ndarray]] = {
 }
 TEXT_COLUMNS = ("display", "mode", "bypass")
 _EXACT_COLUMNS = ("dvg", "dig", "drg", "p1")  # settings: sent back as they are, never rounded
+MAX_LIMIT = 1_000_000  #: most units of one window
+#: What the window's parameters accept (the answer of a refused one).
+WINDOW_ACCEPTED = {"offset": "a whole number >= 0",
+                   "limit": f"a whole number in [1, {MAX_LIMIT}]",
+                   "filter": f"a text of at most {FILTER_MAX} characters"}
 
 #: The editable fields of a unit (§4.1 ①–⑩): key, number, label, unit, API, hint.
 FORM_FIELDS: tuple[tuple[str, str, str, str, str, str], ...] = (
@@ -155,7 +164,8 @@ def install_page(app: FastAPI, state: WebState) -> None:
                   "mode_tags": MODE_TAGS,
                   "fields": [{"key": f[0], "api": f[4]} for f in FORM_FIELDS],
                   "controller": controller.name if controller else "none",
-                  "operation_modes": list(OPERATION_MODES)}
+                  "operation_modes": list(OPERATION_MODES),
+                  "units": len(state.emulator.units), "orders": list(ORDERS)}
         return HTMLResponse(page.render(title="APIS HW emulator", fields=FORM_FIELDS,
                                         modes=state.settings.modes, config=config))
 
@@ -169,20 +179,42 @@ def install_page(app: FastAPI, state: WebState) -> None:
                 "behind_s": runner.behind_s, "units": len(u), "bus_voltage": em.bus_voltage,
                 "ramping": em.ramp_voltage is not None, "version": em.version,
                 "dc_energy_wh": float(ledger[:, _L["wg_in"]].sum()) if len(u) else 0.0,
-                "history_spacing_s": history.spacing, "history_size": history.size}
+                "history_spacing_s": history.spacing, "history_size": history.size,
+                "grid": orjson.Fragment(state.rendered("page-grid", "",
+                                                       lambda: grid_summary(em)))}
         body.update(pace.status(runner.behind_s, runner.sleeptime))
         recording = getattr(app.state, "recording_status", None)  # set by web/server.py
         if recording is not None:  # per output: rows written and not, write faults
             body["recording"] = recording()
         return _json(body)
 
+    finder = UnitFinder()
+
     @app.get("/api/units", tags=["page"], summary="A compact column table of every unit")
     async def units(fields: Annotated[str | None, Query(
             description="comma-separated columns; default all: "
-                        + ", ".join((*TEXT_COLUMNS, *UNIT_COLUMNS)))] = None) -> Response:
+                        + ", ".join((*TEXT_COLUMNS, *UNIT_COLUMNS)))] = None,
+            order: Annotated[str | None, Query(
+                description="a window: the units in this order (ties in id order)",
+                examples=["rsoc-desc"])] = None,
+            text: Annotated[str | None, Query(
+                alias="filter", max_length=FILTER_MAX,
+                description="a window: only the units whose id, display name, mode code or "
+                            "role (REF, GIVE, TAKE, WAIT) holds this text, in any case")] = None,
+            offset: Annotated[int | None, Query(
+                ge=0, description="a window: the first unit shown, counted from 0")] = None,
+            limit: Annotated[int | None, Query(
+                ge=1, le=MAX_LIMIT, description="a window: how many units at most")] = None
+            ) -> Response:
         wanted = _wanted_columns(fields)
-        return _json(state.rendered("page-units", ",".join(wanted),
-                                    lambda: _unit_table(state.emulator, wanted)))
+        if order is None and text is None and offset is None and limit is None:
+            return _json(state.rendered("page-units", ",".join(wanted),
+                                        lambda: _unit_table(state.emulator, wanted)))
+        order = _checked_order(order)
+        key = f"{','.join(wanted)}|{order}|{offset}|{limit}|{text}"
+        return _json(state.rendered("page-window", key, lambda: _window(
+            state.emulator, wanted, finder.positions(state.emulator, order, text or ""),
+            offset or 0, limit or MAX_LIMIT)))
 
     @app.get("/api/unit/{oesid}", tags=["page"], summary="The full document of one unit")
     async def unit(oesid: str) -> Response:
@@ -230,19 +262,39 @@ def _wanted_columns(fields: str | None) -> tuple[str, ...]:
     return wanted
 
 
-def _unit_table(em: Emulator, wanted: tuple[str, ...]) -> dict[str, Any]:
+def _checked_order(order: str | None) -> str:
+    if order is None:
+        return "id"
+    if order not in ORDERS:
+        raise InvalidValueError("order", order, f"one of {', '.join(ORDERS)}")
+    return order
+
+
+def _window(em: Emulator, wanted: tuple[str, ...], found: np.ndarray, offset: int,
+            limit: int) -> dict[str, Any]:
+    """The table of the matching units from ``offset``, ``limit`` of them, with the counts."""
+    table = _unit_table(em, wanted, found[offset:offset + limit])
+    table.update(total=len(em.units), matched=len(found), offset=offset)
+    return table
+
+
+def _unit_table(em: Emulator, wanted: tuple[str, ...],
+                positions: np.ndarray | None = None) -> dict[str, Any]:
+    """The columns ``wanted`` of the units at ``positions`` (default: every unit)."""
     u = em.units
-    table: dict[str, Any] = {"time": em.time_string(), "version": em.version, "ids": u.ids}
+    at = np.arange(len(u)) if positions is None else positions
+    ids = u.ids if positions is None else [u.ids[i] for i in at.tolist()]
+    table: dict[str, Any] = {"time": em.time_string(), "version": em.version, "ids": ids}
     for name in wanted:
         if name == "display":
-            table[name] = [st["oesunit"].get("display", uid)
-                           for uid, st in zip(u.ids, u.static, strict=True)]
+            table[name] = [u.static[i]["oesunit"].get("display", u.ids[i])
+                           for i in at.tolist()]
         elif name == "mode":
-            table[name] = [Mode(m).code for m in u.mode.tolist()]
+            table[name] = [Mode(m).code for m in u.mode[at].tolist()]
         elif name == "bypass":
-            table[name] = u.bypass.tolist()
+            table[name] = u.bypass[at].tolist()
         elif name in _EXACT_COLUMNS:
-            table[name] = (UNIT_COLUMNS[name](u) + 0.0).tolist()
+            table[name] = (UNIT_COLUMNS[name](u)[at] + 0.0).tolist()
         else:
-            table[name] = _rounded(UNIT_COLUMNS[name](u))
+            table[name] = _rounded(UNIT_COLUMNS[name](u)[at])
     return table

@@ -1,7 +1,9 @@
 /* apis-emulator page (specification §4.1): top-bar buttons, unit cards, details, live plots.
  *
  * Every request goes to the emulator that served this page, by relative URL.  What is fetched
- * is what is shown: one compact table for all cards (api/units), the full document only for
+ * is what is shown: a compact table of the cards on screen (api/units with a window: the
+ * server filters and sorts, so 10,000 units cost what 50 do), the DC grid view's summary
+ * (in api/status), the full document only for
  * the unit whose details are open (api/unit/<id>), and only the new samples of the plots
  * (api/history?since=…); with a sharing controller, its deals (get/deals) while the DC grid
  * view is on screen or a unit is open.  Changes go through the Web API of §5 (set/emu,
@@ -17,7 +19,6 @@
   const DCDC_KEYS = CFG.fields.filter((f) => f.api === 'dcdc').map((f) => f.key);
   // the DC/DC mode codes come from the server (modes.Mode); the page knows only their tags
   const MODE_TAG = CFG.mode_tags; // code -> WAIT | GIVE | REF | TAKE
-  const TAG_ORDER = { REF: 0, GIVE: 1, TAKE: 2, WAIT: 3 };
   const tagOf = (mode) => MODE_TAG[mode] || 'WAIT';
   const SHARING = CFG.controller !== 'none';
   const COLORS = {
@@ -26,14 +27,19 @@
   };
 
   const S = {
-    table: null, // last api/units
+    window: null, // last api/units: the cards shown
+    matched: CFG.units, // units matching the filter (as the last window said)
+    range: [0, 0], // [offset, limit] of the window last asked for
+    pitch: 94, // [px] height of a row of cards, gap included (measured once cards exist)
+    windowBusy: false,
+    windowAgain: false,
     status: null, // last api/status
     doc: null, // full document of the open unit
     openId: null,
     edits: new Map(), // id -> {field: text entered}
     refused: new Map(), // id -> [{field, error}]
     cards: new Map(), // id -> card element
-    cardIds: '', // ids joined, to notice added/removed units
+    cardIds: '', // ids shown, joined: to notice a new order
     busy: false,
     timer: null,
     plots: { community: null, unit: null, ig: null },
@@ -118,22 +124,64 @@
   }
 
   // ------------------------------------------------------------------ cards
-  function sortedIds(t) {
-    const order = $('sort').value;
-    const idx = new Map(t.ids.map((id, i) => [id, i]));
-    const ids = t.ids.slice();
-    const by = (col, dir) => (a, b) => dir * ((t[col][idx.get(a)] ?? 0) - (t[col][idx.get(b)] ?? 0));
-    switch (order) {
-      case 'rsoc-desc': ids.sort(by('rsoc', -1)); break;
-      case 'rsoc-asc': ids.sort(by('rsoc', 1)); break;
-      case 'pv-desc': ids.sort(by('pv', -1)); break;
-      case 'load-desc': ids.sort(by('load', -1)); break;
-      case 'flow-desc': ids.sort(by('flow', -1)); break;
-      case 'wg-abs': ids.sort((a, b) => Math.abs(t.wg[idx.get(b)]) - Math.abs(t.wg[idx.get(a)])); break;
-      case 'mode': ids.sort((a, b) => TAG_ORDER[tagOf(t.mode[idx.get(a)])] - TAG_ORDER[tagOf(t.mode[idx.get(b)])]); break;
-      default: break;
+  // The card list holds the cards on screen only: a window of the matching units, filtered and
+  // sorted by the server (api/units?order=&filter=&offset=&limit=), with room kept above and
+  // below for the others, so a refresh re-renders at most a screenful of cards.  Up to
+  // ALL_CARDS matching units every card is in the page (the browser's find sees them all; a
+  // refresh of 200 cards costs a few ms).  Every card has the same height: a row is a pitch.
+  const ALL_CARDS = 200;
+  const CARD_MIN = 188; // [px] least card width, as .cards in page.css
+  const CARD_GAP = 8; // [px] gap between cards, as .cards in page.css
+  const CARD_FIELDS = 'display,mode,rsoc,pv,load,flow,wg';
+
+  function columns() {
+    return Math.max(1, Math.floor(($('cards').clientWidth + CARD_GAP) / (CARD_MIN + CARD_GAP)));
+  }
+
+  /** [offset, limit] of the cards to show: the rows on screen, or all when few match. */
+  function rangeNow() {
+    if (S.matched <= ALL_CARDS) return [0, ALL_CARDS];
+    const cols = columns();
+    const top = $('cards').getBoundingClientRect().top;
+    const rows = Math.ceil(S.matched / cols);
+    const first = Math.min(rows - 1, Math.max(0, Math.floor(-top / S.pitch)));
+    const last = Math.max(first + 1, Math.min(rows, Math.ceil((window.innerHeight - top) / S.pitch)));
+    return [first * cols, (last - first) * cols];
+  }
+  const sameRange = () => { const [o, l] = rangeNow(); return o === S.range[0] && l === S.range[1]; };
+
+  function windowQuery() {
+    S.range = rangeNow();
+    const filter = $('filter').value.trim();
+    return `api/units?fields=${CARD_FIELDS}&order=${encodeURIComponent($('sort').value)}` +
+      `&offset=${S.range[0]}&limit=${S.range[1]}` +
+      (filter ? `&filter=${encodeURIComponent(filter)}` : '');
+  }
+
+  /** Read and show the cards on screen, again while the screen moved meanwhile. */
+  async function loadWindow() {
+    if (S.windowBusy) { S.windowAgain = true; return; }
+    S.windowBusy = true;
+    try {
+      for (let k = 0; k < 4; k++) {
+        S.windowAgain = false;
+        showWindow(await api(windowQuery()));
+        if (!S.windowAgain && sameRange()) break;
+      }
+    } finally {
+      S.windowBusy = false;
     }
-    return ids;
+  }
+
+  let screenFrame = 0;
+  /** Scrolled or resized: read the cards now on screen (once per frame at most). */
+  function followScreen() {
+    cancelAnimationFrame(screenFrame);
+    screenFrame = requestAnimationFrame(() => {
+      if (S.window && S.matched > ALL_CARDS && !sameRange()) {
+        loadWindow().catch((e) => say(`Reading the units failed: ${e.message}`, 'error'));
+      }
+    });
   }
 
   function makeCard(id) {
@@ -180,35 +228,42 @@
     card.title = `${id} · ${CFG.modes[mode] || mode} · rsoc ${fmt(t.rsoc[i], 2)} %`;
   }
 
-  function showTable(t) {
-    S.table = t;
-    const idx = new Map(t.ids.map((id, i) => [id, i]));
-    // units gone: drop their cards, edits and details
+  /** The cards of a window: kept cards refilled, the others made or dropped. */
+  function showWindow(w) {
+    S.window = w;
+    S.matched = w.matched;
+    const shown = new Set(w.ids);
     for (const [id, card] of S.cards) {
-      if (!idx.has(id)) { card.remove(); S.cards.delete(id); S.edits.delete(id); S.refused.delete(id); }
+      if (!shown.has(id)) { card.remove(); S.cards.delete(id); }
     }
-    if (S.openId && !idx.has(S.openId)) closeDetails();
-    const container = $('cards');
-    const filter = $('filter').value.trim().toLowerCase();
-    const ids = sortedIds(t);
-    const key = ids.join(',') + '|' + filter;
-    for (const id of ids) {
+    w.ids.forEach((id, i) => {
       let card = S.cards.get(id);
       if (!card) { card = makeCard(id); S.cards.set(id, card); }
-      const i = idx.get(id);
-      fillCard(card, t, i);
-      const text = `${id} ${t.display[i]} ${t.mode[i]} ${tagOf(t.mode[i])}`.toLowerCase();
-      card.hidden = Boolean(filter) && !text.includes(filter);
-    }
-    if (key !== S.cardIds) { // order changed: re-append in order (moves, no re-creation)
+      fillCard(card, w, i);
+    });
+    const key = w.ids.join(',');
+    if (key !== S.cardIds) { // another order or window: re-append in order (moves, no re-creation)
       const fragment = document.createDocumentFragment();
-      for (const id of ids) fragment.appendChild(S.cards.get(id));
-      container.appendChild(fragment);
+      for (const id of w.ids) fragment.appendChild(S.cards.get(id));
+      $('cards').appendChild(fragment);
       S.cardIds = key;
     }
-    $('unit-count').textContent = `${t.ids.length}`;
-    drawGrid(t);
-    if (S.openId) showDetailsState();
+    placeWindow(w);
+    $('unit-count').textContent = `${w.total}`;
+    $('unit-match').textContent = w.matched < w.total ? `${w.matched} match` : '';
+  }
+
+  /** Room above and below the cards shown for the rows that are not in the page. */
+  function placeWindow(w) {
+    const box = $('cards');
+    const card = box.querySelector('.card');
+    if (card && card.offsetHeight) S.pitch = card.offsetHeight + CARD_GAP;
+    const cols = columns();
+    const first = Math.floor(w.offset / cols);
+    const rows = Math.ceil(w.matched / cols);
+    const below = Math.max(0, rows - first - Math.ceil(w.ids.length / cols));
+    box.style.paddingTop = first ? `${first * S.pitch}px` : '';
+    box.style.paddingBottom = below ? `${below * S.pitch}px` : '';
   }
 
   // ------------------------------------------------------------------ DC grid view
@@ -219,24 +274,14 @@
     return el;
   }
 
-  function drawGrid(t) {
+  /** The DC grid view from the server's summary (api/status grid): the voltage references,
+   * the strongest givers and takers, and the sums, however many units there are. */
+  function drawGrid(g) {
     const view = $('grid-view');
     const W = 720;
     const H = 250;
     const busY = 125;
-    const n = t.ids.length;
-    const refs = [];
-    const givers = [];
-    const takers = [];
-    let waiting = 0;
-    for (let i = 0; i < n; i++) {
-      const tag = tagOf(t.mode[i]);
-      if (tag === 'REF') refs.push(i);
-      else if (tag === 'GIVE') givers.push(i);
-      else if (tag === 'TAKE') takers.push(i);
-      else waiting += 1;
-    }
-    const vg = S.status ? S.status.bus_voltage : (n ? t.vg[0] : 0);
+    const vg = S.status ? S.status.bus_voltage : 0;
     const up = vg > 0.5;
     view.replaceChildren();
     const defs = svg('defs', {});
@@ -252,90 +297,86 @@
       stroke: up ? '#3b4a6b' : '#c3c8d4', 'stroke-width': 7, 'stroke-linecap': 'round',
       'stroke-dasharray': up ? '' : '10 8' }));
     const ramping = S.status && S.status.ramping;
-    const busText = !refs.length ? 'DC grid down (no voltage reference)'
+    const busText = !g.ref.n ? 'DC grid down (no voltage reference)'
       : `${fmt(vg, 1)} V${ramping ? ' · rising' : ''}`;
     view.appendChild(svg('text', { x: 152, y: busY + 24, 'text-anchor': 'start', 'font-size': 13,
       'font-weight': 600, fill: up ? '#3b4a6b' : '#8a91a3' }, busText));
-    const maxW = Math.max(50, ...[...refs, ...givers, ...takers].map((i) => Math.abs(t.wg[i])));
-    const width = (w) => 2 + 6 * Math.sqrt(Math.abs(w) / maxW);
+    const width = (w) => 2 + 6 * Math.sqrt(Math.abs(w) / g.max_w);
 
-    const node = (i, x, y, w, h, color, label) => {
-      const g = svg('g', { class: 'node', 'data-unit': t.ids[i] });
-      g.appendChild(svg('rect', { x, y, width: w, height: h, rx: 7, fill: '#fff', stroke: color,
+    const node = (u, x, y, w, h, color, label) => {
+      const box = svg('g', { class: 'node', 'data-unit': u.id });
+      box.appendChild(svg('rect', { x, y, width: w, height: h, rx: 7, fill: '#fff', stroke: color,
         'stroke-width': 1.8 }));
-      g.appendChild(svg('text', { x: x + w / 2, y: y + 15, 'text-anchor': 'middle', 'font-size': 12.5,
-        'font-weight': 700, fill: '#1d2433' }, t.ids[i]));
-      g.appendChild(svg('text', { x: x + w / 2, y: y + 29, 'text-anchor': 'middle', 'font-size': 11,
+      box.appendChild(svg('text', { x: x + w / 2, y: y + 15, 'text-anchor': 'middle', 'font-size': 12.5,
+        'font-weight': 700, fill: '#1d2433' }, u.id));
+      box.appendChild(svg('text', { x: x + w / 2, y: y + 29, 'text-anchor': 'middle', 'font-size': 11,
         fill: color }, label));
-      g.addEventListener('click', () => openUnit(t.ids[i]));
-      const title = svg('title', {}, `${t.ids[i]}: ${CFG.modes[t.mode[i]] || t.mode[i]}, ` +
-        `ig ${fmt(t.ig[i], 2)} A, wg ${fmt(t.wg[i], 0)} W`);
-      g.appendChild(title);
-      view.appendChild(g);
+      box.addEventListener('click', () => openUnit(u.id));
+      box.appendChild(svg('title', {}, `${u.id}: ${CFG.modes[u.mode] || u.mode}, ` +
+        `ig ${fmt(u.ig, 2)} A, wg ${fmt(u.wg, 0)} W`));
+      view.appendChild(box);
     };
     // voltage references, on the left, joined to the bus
-    const shownRefs = refs.slice(0, 3);
-    shownRefs.forEach((i, k) => {
+    const shownRefs = g.ref.units;
+    shownRefs.forEach((u, k) => {
       const y = busY - 22 + (k - (shownRefs.length - 1) / 2) * 50;
       view.appendChild(svg('line', { x1: 128, y1: y + 20, x2: 156, y2: busY, stroke: COLORS.ref,
         'stroke-width': 3 }));
-      node(i, 20, y, 108, 42, COLORS.ref, `REF ${fmt(t.dvg[i], 0)} V · ${fmtW(-t.wg[i], true)}`);
+      node(u, 20, y, 108, 42, COLORS.ref, `REF ${fmt(u.dvg, 0)} V · ${fmtW(-u.wg, true)}`);
     });
-    if (refs.length > shownRefs.length) {
+    if (g.ref.n > shownRefs.length) {
       view.appendChild(svg('text', { x: 74, y: H - 8, 'text-anchor': 'middle', 'font-size': 11,
-        fill: COLORS.ref }, `+${refs.length - shownRefs.length} more REF`));
+        fill: COLORS.ref }, `+${g.ref.n - shownRefs.length} more REF`));
     }
-    if (!refs.length) {
+    if (!g.ref.n) {
       view.appendChild(svg('text', { x: 74, y: busY + 4, 'text-anchor': 'middle', 'font-size': 12,
         fill: '#8a91a3' }, 'no REF'));
     }
-    // givers above, takers below; the arrow's width grows with the power
-    const row = (list, kind) => {
+    // givers above, takers below (the strongest first); the arrow's width grows with the power
+    const row = (role, kind) => {
       const color = COLORS[kind];
-      const sorted = list.slice().sort((a, b) => Math.abs(t.wg[b]) - Math.abs(t.wg[a]));
       const slots = 8;
-      const shown = sorted.slice(0, list.length > slots ? slots - 1 : slots);
+      const shown = role.units.slice(0, role.n > slots ? slots - 1 : slots);
       const left = 200;
       const span = W - 20 - left;
-      const step = span / Math.max(shown.length + (list.length > shown.length ? 1 : 0), 1);
+      const step = span / Math.max(shown.length + (role.n > shown.length ? 1 : 0), 1);
       const boxW = Math.min(100, step - 8);
-      shown.forEach((i, k) => {
+      shown.forEach((u, k) => {
         const cx = left + step * (k + 0.5);
         const top = kind === 'give';
         const y = top ? 14 : H - 14 - 40;
         const y1 = top ? y + 40 : busY + 6;
         const y2 = top ? busY - 8 : y - 2;
         view.appendChild(svg('line', { x1: cx, y1, x2: cx, y2, stroke: color,
-          'stroke-width': width(t.wg[i]), 'marker-end': `url(#arrow-${kind})`, opacity: 0.85 }));
-        view.appendChild(svg('text', { x: cx + width(t.wg[i]) / 2 + 10, y: (y1 + y2) / 2 + 4,
-          'font-size': 11, fill: color }, `${fmt(Math.abs(t.ig[i]), 2)} A`));
-        node(i, cx - boxW / 2, y, boxW, 40, color, fmtW(Math.abs(t.wg[i])));
+          'stroke-width': width(u.wg), 'marker-end': `url(#arrow-${kind})`, opacity: 0.85 }));
+        view.appendChild(svg('text', { x: cx + width(u.wg) / 2 + 10, y: (y1 + y2) / 2 + 4,
+          'font-size': 11, fill: color }, `${fmt(Math.abs(u.ig), 2)} A`));
+        node(u, cx - boxW / 2, y, boxW, 40, color, fmtW(Math.abs(u.wg)));
       });
-      if (list.length > shown.length) {
+      if (role.n > shown.length) {
         const cx = left + step * (shown.length + 0.5);
         const y = kind === 'give' ? 40 : H - 30;
-        const rest = sorted.slice(shown.length).reduce((s, i) => s + Math.abs(t.wg[i]), 0);
+        const rest = role.w - shown.reduce((sum, u) => sum + Math.abs(u.wg), 0);
         view.appendChild(svg('text', { x: cx, y, 'text-anchor': 'middle', 'font-size': 11.5,
-          fill: color }, `+${list.length - shown.length} · ${fmtW(rest)}`));
+          fill: color }, `+${role.n - shown.length} · ${fmtW(rest)}`));
       }
-      if (!list.length) {
+      if (!role.n) {
         view.appendChild(svg('text', { x: left + span / 2, y: kind === 'give' ? 40 : H - 30,
           'text-anchor': 'middle', 'font-size': 12, fill: '#a0a7b8' },
         kind === 'give' ? 'no unit gives' : 'no unit takes'));
       }
     };
-    row(givers, 'give');
-    row(takers, 'take');
-    const sum = (list) => list.reduce((s, i) => s + Math.abs(t.wg[i]), 0);
-    const refW = refs.reduce((s, i) => s - t.wg[i], 0);
-    const summary = $('grid-summary');
-    summary.innerHTML =
-      `<b>${refs.length}</b> REF${refs.length ? ` (${escapeHtml(refs.map((i) => t.ids[i]).join(', '))}` +
+    row(g.give, 'give');
+    row(g.take, 'take');
+    const refW = g.ref.w;
+    const named = g.ref.ids.join(', ') + (g.ref.n > g.ref.ids.length ? ', …' : '');
+    $('grid-summary').innerHTML =
+      `<b>${g.ref.n}</b> REF${g.ref.n ? ` (${escapeHtml(named)}` +
         `${refW > 0.5 ? ` gives ${fmtW(refW)}` : refW < -0.5 ? ` takes ${fmtW(-refW)}` : ''})` : ''}` +
-      ` · <b>${givers.length}</b> giving ${fmtW(sum(givers))}` +
-      ` · <b>${takers.length}</b> taking ${fmtW(sum(takers))}` +
-      ` · <b>${waiting}</b> waiting`;
-    $('grid-state').textContent = refs.length ? (up ? `bus ${fmt(vg, 1)} V` : 'rising') : 'down';
+      ` · <b>${g.give.n}</b> giving ${fmtW(g.give.w)}` +
+      ` · <b>${g.take.n}</b> taking ${fmtW(g.take.w)}` +
+      ` · <b>${g.wait}</b> waiting`;
+    $('grid-state').textContent = g.ref.n ? (up ? `bus ${fmt(vg, 1)} V` : 'rising') : 'down';
   }
 
 
@@ -528,14 +569,15 @@
       ` · kWh2 ${fmt(doc.dcdc.powermeter.kwh2, 2)} · unit time ${escapeHtml(doc.time.replace('-', ' '))}`;
   }
 
+  /** The open unit's role and powers, from its document (its card may be off screen). */
   function showDetailsState() {
-    const t = S.table;
-    const i = t ? t.ids.indexOf(S.openId) : -1;
-    if (i < 0) return;
-    const mode = t.mode[i];
+    const doc = S.doc;
+    if (!doc) return;
+    const mode = doc.dcdc.status.status;
+    const flow = doc.emu.battery_current * doc.emu.battery_voltage; // [W], > 0 charging
     $('d-state').innerHTML = `<span class="tag m-${tagOf(mode)}">${tagOf(mode)}</span>` +
-      `${escapeHtml(CFG.modes[mode] || mode)}<br>PV ${fmtW(t.pv[i])} · load ${fmtW(t.load[i])}` +
-      ` · battery ${fmtW(t.flow[i], true)}`;
+      `${escapeHtml(CFG.modes[mode] || mode)}<br>PV ${fmtW(doc.emu.pvc_charge_power)}` +
+      ` · load ${fmtW(doc.emu.ups_output_power)} · battery ${fmtW(flow, true)}`;
   }
 
   function showDetails() {
@@ -551,7 +593,13 @@
   async function loadDetails() {
     const id = S.openId;
     if (!id) return;
-    const doc = await api(`api/unit/${encodeURIComponent(id)}`);
+    let doc;
+    try {
+      doc = await api(`api/unit/${encodeURIComponent(id)}`);
+    } catch (e) {
+      if (e.status === 404 && id === S.openId) { closeDetails(); return; } // removed meanwhile
+      throw e;
+    }
     if (id !== S.openId) return;
     S.doc = doc;
     showDetails();
@@ -613,17 +661,18 @@
   }
 
   // ------------------------------------------------------------------ set: all or nothing
-  /** What a unit's edits send: /set/dcdc needs mode, dvg and dig together. */
-  function planFor(id) {
+  /** What a unit's edits send: /set/dcdc needs mode, dvg and dig together (the unchanged
+   * ones from the unit's document: the open one's, or read now). */
+  async function planFor(id) {
     const edits = S.edits.get(id);
     if (!edits || !Object.keys(edits).length) return null;
     const emu = {};
     for (const k of EMU_KEYS) if (k in edits) emu[k] = edits[k];
     let dcdc = null;
     if (DCDC_KEYS.some((k) => k in edits)) {
-      const t = S.table;
-      const i = t.ids.indexOf(id);
-      const base = { mode: t.mode[i], dvg: t.dvg[i], dig: t.dig[i], drg: t.drg[i] };
+      const doc = id === S.openId && S.doc ? S.doc : await api(`api/unit/${encodeURIComponent(id)}`);
+      const base = { mode: doc.dcdc.status.status, dvg: doc.dcdc.vdis.dvg, dig: doc.dcdc.param.dig,
+        drg: doc.dcdc.vdis.drg };
       dcdc = {};
       for (const k of ['mode', 'dvg', 'dig', 'drg']) dcdc[k] = k in edits ? edits[k] : String(base[k]);
       for (const k of ['p1', 'p2']) if (k in edits) dcdc[k] = edits[k];
@@ -651,7 +700,7 @@
   }
 
   async function setUnits(ids) {
-    const plans = ids.map(planFor).filter(Boolean);
+    const plans = (await Promise.all(ids.map(planFor))).filter(Boolean);
     if (!plans.length) {
       say(ids.length === 1 ? `Nothing to set for ${ids[0]}: change a field first`
         : 'Nothing to set: no unit has changed values', 'error');
@@ -666,7 +715,7 @@
     if (refused) {
       const first = plans.find((p) => S.refused.has(p.id)).id;
       if (S.openId !== first) await openUnit(first); else showErrors(first);
-      if (S.table) showTable(S.table);
+      if (S.window) showWindow(S.window);
       const msg = checked.flat()[0];
       say(`Nothing was set: ${refused} unit(s) with a refused value — ${msg.error}`, 'error');
       return false;
@@ -777,7 +826,13 @@
     const id = S.openId;
     if (!id) return;
     const kept = S.hist.unitId === id ? S.hist.unit : null;
-    const fresh = await api(`api/history?unit=${encodeURIComponent(id)}${since(kept)}`);
+    let fresh;
+    try {
+      fresh = await api(`api/history?unit=${encodeURIComponent(id)}${since(kept)}`);
+    } catch (e) {
+      if (e.status === 404) return; // the unit was removed: its details close
+      throw e;
+    }
     if (id !== S.openId) return;
     const keys = ['rsoc', 'pv', 'load', 'flow', 'ig'];
     S.hist.unit = merge(kept, fresh, keys);
@@ -804,11 +859,13 @@
     if (S.busy) return;
     S.busy = true;
     try {
-      const [status, table] = await Promise.all([api('api/status'), api('api/units')]);
+      const [status, win] = await Promise.all([api('api/status'), api(windowQuery())]);
       showStatus(status);
-      showTable(table);
+      drawGrid(status.grid);
+      showWindow(win);
+      if (!sameRange()) await loadWindow(); // the first answer told how many match
       await Promise.all([loadDetails(), loadCommunityHistory(), loadUnitHistory(), loadDeals()]);
-      document.body.dataset.version = String(table.version);
+      document.body.dataset.version = String(win.version);
       if (!document.body.dataset.ready) {
         document.body.dataset.ready = '1';
         performance.mark('apis-first-values');
@@ -873,20 +930,20 @@
       say(`Reset ${Object.keys(all).length} units to the standard parameters`);
     });
     action('add-unit', async () => {
-      const before = new Set(S.table ? S.table.ids : []);
-      const all = await api('add/unit');
-      const added = Object.keys(all).filter((id) => !before.has(id));
+      const ids = Object.keys(await api('add/unit'));
       S.busy = false;
       await refresh();
-      say(`Added unit ${added.join(', ') || ''}`.trim());
+      say(`Added unit ${ids[ids.length - 1] || ''}`.trim()); // the new one comes last
     });
     action('remove-unit', async () => {
-      const before = S.table ? S.table.ids : [];
       const all = await api('remove/unit');
-      const removed = before.filter((id) => !(id in all));
+      const removed = [...new Set([...S.edits.keys(), ...S.cards.keys(), S.openId])]
+        .filter((id) => id && !(id in all));
+      for (const id of removed) { S.edits.delete(id); S.refused.delete(id); }
       S.busy = false;
       await refresh();
-      say(`Removed unit ${removed.join(', ')}`.trim());
+      say(removed.length ? `Removed unit ${removed.join(', ')}`
+        : `Removed the unit with the highest id: ${Object.keys(all).length} left`);
     });
     const setAcc = async () => {
       const field = $('acc');
@@ -913,9 +970,9 @@
       S.edits.delete(id);
       S.refused.delete(id);
       for (const f of CFG.fields) fieldEl(f.key).classList.remove('dirty');
-      const [doc, table] = await Promise.all([api(`api/unit/${encodeURIComponent(id)}`), api('api/units')]);
+      const [doc, win] = await Promise.all([api(`api/unit/${encodeURIComponent(id)}`), api(windowQuery())]);
       S.doc = doc;
-      showTable(table);
+      showWindow(win);
       for (const f of CFG.fields) $(`f-${f.key}`).value = inputText(f.key, fieldValue(doc, f.key));
       showDetails();
     });
@@ -935,14 +992,18 @@
 
     $('auto-refresh').addEventListener('change', () => { if ($('auto-refresh').checked) refresh(); schedule(); });
     $('refresh-every').addEventListener('change', schedule);
-    $('sort').addEventListener('change', () => S.table && showTable(S.table));
-    $('filter').addEventListener('input', () => S.table && showTable(S.table));
+    const rewindow = () => loadWindow().catch((e) => say(`Reading the units failed: ${e.message}`, 'error'));
+    $('sort').addEventListener('change', rewindow);
+    let typing = null; // the filter is applied once the typing pauses
+    $('filter').addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(rewindow, 120); });
+    window.addEventListener('scroll', followScreen, { passive: true });
+    window.addEventListener('resize', followScreen);
     document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh().then(schedule); else clearTimeout(S.timer); });
     if ('ResizeObserver' in window) {
       let pending = null;
       new ResizeObserver(() => {
         cancelAnimationFrame(pending);
-        pending = requestAnimationFrame(resizePlots);
+        pending = requestAnimationFrame(() => { resizePlots(); followScreen(); });
       }).observe(document.querySelector('main'));
     }
   }
@@ -954,8 +1015,10 @@
     if (params.get('every')) $('refresh-every').value = params.get('every');
     await refresh();
     const wanted = decodeURIComponent(location.hash.slice(1));
-    const first = S.table && (S.table.ids.includes(wanted) ? wanted : S.table.ids[0]);
-    if (first && params.get('details') !== '0') await openUnit(first);
+    if (params.get('details') !== '0') {
+      if (wanted) await openUnit(wanted); // an unknown id closes again (404)
+      if (!S.openId && S.window && S.window.ids.length) await openUnit(S.window.ids[0]);
+    }
     schedule();
   }
 
