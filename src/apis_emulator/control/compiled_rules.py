@@ -229,16 +229,17 @@ def _next_hk(i, since, ticks, phases, hk_done, period):  # pragma: no cover - co
     ``ticks`` (C[20]) while it lies ahead: the clock only moves on, and only the unit's own
     tick moves it."""
     if ticks[i] < since:
-        ticks[i] = _hk_tick(i, since, phases, hk_done, period)
+        ticks[i] = _hk_tick(phases[i], hk_done[i], since, period)
     return ticks[i]
 
 
 @njit(cache=True)
-def _hk_tick(i, since, phases, hk_done, period):  # pragma: no cover - compiled
-    """Unit i's first House-Keeping tick at or after ``since`` it has not had yet."""
-    phase = phases[i] * period
-    after = max(since, hk_done[i] + period / 2)
-    return phase + math.ceil((after - phase) / period - _EPS) * period
+def _hk_tick(phase, done, since, period):  # pragma: no cover - compiled
+    """The first House-Keeping tick at or after ``since`` of a unit whose loop has ``phase``
+    (a fraction of the period) and whose last tick was at ``done``: not that one again."""
+    start = phase * period
+    after = max(since, done + period / 2)
+    return start + math.ceil((after - start) / period - _EPS) * period
 
 
 @njit(cache=True)
@@ -246,10 +247,13 @@ def _heap_build(C, P):  # pragma: no cover - compiled
     """The units with a chance as a min-heap of (next House-Keeping tick, unit) in C[24],
     C[25]: the next asking unit in O(log N) per event instead of a scan of them all."""
     fv, iv, keys, units = C[5], C[6], C[24], C[25]
+    ticks, phases, hk_done, since = C[20], C[7], C[8], fv[CLOCK]
     n = iv[N_CHANCE]
     for c in range(n):
-        units[c] = C[21][c]
-        keys[c] = _next_hk(units[c], fv[CLOCK], C[20], C[7], C[8], P[HK_S])
+        i = C[21][c]
+        if ticks[i] < since:  # as _next_hk (which would count references to 3 arrays)
+            ticks[i] = _hk_tick(phases[i], hk_done[i], since, P[HK_S])
+        units[c], keys[c] = i, ticks[i]
     iv[HEAP_N] = n
     for k in range(n // 2 - 1, -1, -1):
         _sift_down(k, keys, units, n)
@@ -273,7 +277,7 @@ def _sift_down(k, keys, units, n):  # pragma: no cover - compiled
             return
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # per event: no call that counts references
 def _next_ask(C, P):  # pragma: no cover - compiled
     """(tick, unit): the first House-Keeping tick of a unit with a chance, (inf, −1) none.
     A top the clock has passed takes its unit's next tick (as _next_hk does)."""
@@ -287,7 +291,7 @@ def _next_ask(C, P):  # pragma: no cover - compiled
     return keys[0], units[0]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # per event: no call that counts references
 def _asked(C, P):  # pragma: no cover - compiled
     """The top unit has had its House-Keeping tick: its next one takes its place."""
     fv, keys, units = C[5], C[24], C[25]
@@ -488,7 +492,7 @@ def _start(d, tick, C):  # pragma: no cover - compiled
 
 
 # ---------------------------------------------------------------------- negotiation
-@njit(cache=True)
+@njit(cache=True, inline="always")  # per event: no call that counts references
 def _ask(i, tick, elapsed, C, S, P, PI):  # pragma: no cover - compiled
     """House-Keeping of unit i: its request goes out with every accept it gets now."""
     TI, iv, NF, NI, NA, NP, hk_done = C[3], C[6], C[11], C[15], C[16], C[17], C[8]
@@ -512,7 +516,7 @@ def _ask(i, tick, elapsed, C, S, P, PI):  # pragma: no cover - compiled
     iv[N_NEGS] = m + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # per event: no call that counts references
 def _end_negotiations(due, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     """Every negotiation ending by ``due`` concludes, by (due, requester id)."""
     iv, NF, NI, rank = C[6], C[11], C[15], C[18]
@@ -535,7 +539,7 @@ def _end_negotiations(due, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - 
         iv[N_NEGS] = n - 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # per event: no call that counts references
 def _conclude(m, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     """The requester chooses among its accepts; a deal if both are under their interlock."""
     held, TI, iv, NF, NI = C[2], C[3], C[6], C[11], C[15]
@@ -572,15 +576,17 @@ def _conclude(m, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     _hold(d, 1, C)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # per event: no call that counts references
 def _choose(m, strategy, C, rng):  # pragma: no cover - compiled
     """The accept the requester picks (amount, or pointAndAmount); ties by the seed."""
-    NF, NA = C[11], C[16]
-    if strategy == 1 and np.isnan(NF[m, 1]):
+    NF, NI, NA, NP = C[11], C[15], C[16], C[17]
+    row, pair, charge, point = NI[m, 4], NI[m, 3], NI[m, 1] == 1, NF[m, 1]
+    if strategy == 1 and np.isnan(point):
         return -1  # apis-main would fail unboxing a missing price: no deal
+    amounts, points = NA[row], NP[row]
     best, b1, b2, ties = -1, 0.0, 0.0, 0
-    for j in range(NA.shape[1]):
-        ok, k1, k2 = _key(m, j, strategy, C)
+    for j in range(amounts.shape[0]):
+        ok, k1, k2 = _key(amounts[j], points[j], j, pair, strategy, charge, point)
         if not ok:
             continue
         if best < 0 or k1 > b1 or (k1 == b1 and k2 > b2):
@@ -590,8 +596,8 @@ def _choose(m, strategy, C, rng):  # pragma: no cover - compiled
     if ties <= 1:
         return best
     pick = rng.integers(0, ties)  # arrival order on the event bus: the seed stands in for it
-    for j in range(NA.shape[1]):
-        ok, k1, k2 = _key(m, j, strategy, C)
+    for j in range(amounts.shape[0]):
+        ok, k1, k2 = _key(amounts[j], points[j], j, pair, strategy, charge, point)
         if ok and k1 == b1 and k2 == b2:
             if pick == 0:
                 return j
@@ -600,17 +606,14 @@ def _choose(m, strategy, C, rng):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _key(m, j, strategy, C):  # pragma: no cover - compiled
-    """Whether negotiation m's requester may pick unit j's accept, and the accept's rank
-    (larger first): (−point for a charge request, point otherwise; amount), or (amount, 0)."""
-    NF, NI, NA, NP = C[11], C[15], C[16], C[17]
-    row, pair = NI[m, 4], NI[m, 3]
-    amount = NA[row, j]
+def _key(amount, p, j, pair, strategy, charge, point):  # pragma: no cover - compiled
+    """Whether the requester may pick unit j's accept of ``amount`` [Wh] at price ``p``, and
+    the accept's rank (larger first): (−p for a charge request, p otherwise; amount), or
+    (amount, 0).  Scalars only: a call per unit must not count references to arrays."""
     if amount < 0 or (pair != _NONE and j != pair):
         return False, 0.0, 0.0
     if strategy != 1:
         return amount > 0, float(amount), 0.0
-    charge, point, p = NI[m, 1] == 1, NF[m, 1], NP[row, j]
     if np.isnan(p) or (charge and p > point) or (not charge and p < point):
         return False, 0.0, 0.0
     return True, (-p if charge else p), float(amount)
@@ -642,7 +645,11 @@ def _gm_tick(due, vg_max, C, P, PI):  # pragma: no cover - compiled
             else:
                 others.append(DI[d, NUMBER])
     for number in others:
-        _cumulation(number, tick, C, P)
+        d = _row(number, DI, iv)  # most deals go on: test before a call that carries C
+        if d >= 0 and _cumulation_end(DI[d, DEAL_WH], DF[d, CUM], C[4][DI[d, DISCHARGE]],
+                                      C[4][DI[d, CHARGE]], P[LOWER_RSOC],
+                                      P[UPPER_RSOC]) >= 0:
+            _cumulation(number, tick, C, P)
     activated = [DI[d, NUMBER] for d in range(iv[N_DEALS]) if DI[d, STATE] != NEW]
     for number in activated:
         d = _row(number, C[10], C[6])
@@ -664,10 +671,20 @@ def _cumulation(number, tick, C, P):  # pragma: no cover - compiled
     d = _row(number, C[10], C[6])
     if d < 0:
         return
-    if DI[d, DEAL_WH] < DF[d, CUM]:
-        _end(d, tick, AMOUNT, C, P)
-    elif TF[DI[d, DISCHARGE]] < P[LOWER_RSOC] or TF[DI[d, CHARGE]] > P[UPPER_RSOC]:
-        _end(d, tick, FORCE_STOP, C, P)
+    reason = _cumulation_end(DI[d, DEAL_WH], DF[d, CUM], TF[DI[d, DISCHARGE]],
+                             TF[DI[d, CHARGE]], P[LOWER_RSOC], P[UPPER_RSOC])
+    if reason >= 0:
+        _end(d, tick, reason, C, P)
+
+
+@njit(cache=True)
+def _cumulation_end(deal_wh, cumulated, rsoc_out, rsoc_in, lower, upper):  # pragma: no cover
+    """Why a running deal ends at a Grid Master tick (AMOUNT, FORCE_STOP), or −1."""
+    if deal_wh < cumulated:
+        return AMOUNT
+    if rsoc_out < lower or rsoc_in > upper:
+        return FORCE_STOP
+    return -1
 
 
 @njit(cache=True)
@@ -824,17 +841,16 @@ def _settled(E, C, P):  # pragma: no cover - compiled
         DF[d, BASE0], DF[d, BASE1], DF[d, BASE2] = DF[d, CUM], DF[d, DELIV], DF[d, TAKEN]
         DF[d, RATE0] = into if P[REF_SIDE_CHARGE] else out
         DF[d, RATE1], DF[d, RATE2] = into, out
-        DF[d, END_TICK] = _amount_tick(d, C, P)
+        DF[d, END_TICK] = _amount_tick(d, fv[GM_LAST], DF, DI, P)
 
 
 @njit(cache=True)
-def _amount_tick(d, C, P):  # pragma: no cover - compiled
+def _amount_tick(d, gm_last, DF, DI, P):  # pragma: no cover - compiled
     """The first tick at which the deal's energy is strictly greater than its amount."""
-    fv, DF, DI = C[5], C[9], C[10]
     if DF[d, RATE0] <= 0.0:
         return np.inf
     period = P[GM_S]
-    first = fv[GM_LAST] + period
+    first = gm_last + period
     reach = DF[d, BASE_T] + (DI[d, DEAL_WH] - DF[d, BASE0]) * 3600.0 / DF[d, RATE0]
     k = max(0, math.floor((reach - first) / period) - 1)
     t = first + k * period
