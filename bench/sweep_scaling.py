@@ -12,18 +12,24 @@ database.
 
 Printed:
 
-- **plain**: each run as ``simulate`` does it, one after another in this process (Emulator,
-  controller, ``simulate()``), after one untimed warm-up run; the 8 runs' total [s], taken
-  in turn with the sweeps below so that all see the same load;
-- **1 worker / 2 workers**: ``run_sweep`` on a LocalCluster started beforehand (its start
-  and the first load of the compiled kernel in each worker are printed apart, as fixed costs),
-  timed from the call to the returned table: checking the workers, sending the data set once,
-  8 tasks, the table written.  Each into a fresh folder (nothing to resume); 1 and 2 workers
-  in turn, ``--repeat`` times, the best sweep counts (the machine is shared: the best time is
-  the one least slowed by others; the median is printed too);
+- **plain**: each run as ``simulate`` does it (Emulator, controller, ``simulate()``), one
+  after another in a fresh process started for each repeat, after the same warm-up as a
+  sweep's worker (``check_worker``); the 8 runs' total [s] and the process's CPU time [s],
+  taken in turn with the sweeps below so that all see the same load and the same code (the
+  plain process and the workers import the checkout as it is when they start; the bench
+  warns when the package's sources changed while it ran);
+- **1 worker / 2 workers**: ``run_sweep`` on the sweep command's own LocalCluster
+  (``sweep.cluster.local_cluster``) started beforehand (its start and the workers' warm-up
+  are printed apart, as fixed costs), timed from the call to the returned table: checking
+  the workers, sending the data set once, 8 tasks, the table written; and the CPU time of
+  every process of the cluster (this one with the scheduler and the nannies, the workers)
+  meanwhile.  Each into a fresh folder (nothing to resume); 1 and 2 workers in turn,
+  ``--repeat`` times, the best sweep counts (the machine is shared: the best time is the one
+  least slowed by others; the median is printed too);
 - **overhead per task**: (1-worker sweep − plain) / 8, absolute [ms] and relative to a plain
   run [%] (target ≤ 5 %); **in-task**: the tasks' own wall time (the table's wall_s) against
-  plain, i.e. what the folder handling costs inside the task;
+  plain; **CPU per task**: (CPU of the 1-worker sweep − CPU of the plain runs) / 8, which
+  the other users of a shared machine barely move;
 - **speed-up**: 1-worker / 2-worker sweep (target ≥ 1.8× on 2 cores);
 - the 1-minute load average before each phase: the machine is shared, and a load above the
   number of cores slows every figure and the speed-up most.
@@ -34,19 +40,26 @@ Nothing here is asserted; tests never time anything.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import multiprocessing
 import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil  # a dependency of distributed
+
+import apis_emulator
 from apis_emulator.control import build_controller
 from apis_emulator.engine import Emulator
 from apis_emulator.runner import simulate
 from apis_emulator.sweep import Sweep, load_sweep, run_sweep
+from apis_emulator.sweep.cluster import local_cluster
 from apis_emulator.sweep.task import check_worker
 
 SIZES = (2400.0, 4800.0, 7200.0, 9600.0)
@@ -83,32 +96,61 @@ def plain_run(sweep: Sweep, k: int, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def plain(sweep: Sweep, scratch: Path, r: int) -> list[float]:
-    """The 8 runs one after another (the r-th time); each run's time [s].  Whole sequences
-    are compared with whole sweeps: the sum of each run's best time over several repeats
-    would be biased low by the runs' own spread (10-20 % from run to run here)."""
-    return [plain_run(sweep, k, scratch / f"plain{r}-{k}") for k in range(len(sweep.runs))]
+def plain_sequence(doc: dict[str, Any], scratch: Path, r: int) -> tuple[list[float], float]:
+    """In a fresh process: the worker's warm-up, then the 8 runs one after another (the r-th
+    time); each run's wall time [s] and the CPU time of all 8 [s] (every thread)."""
+    sweep = load_sweep(doc)
+    check_worker(str(scratch))  # the same warm-up as a sweep's worker gets
+    cpu = time.process_time()
+    walls = [plain_run(sweep, k, scratch / f"plain{r}-{k}") for k in range(len(sweep.runs))]
+    return walls, time.process_time() - cpu
 
 
-def on_cluster(sweep: Sweep, workers: int, out: Path) -> tuple[float, float, float, list[float]]:
-    """(cluster start [s], kernel warm-up [s], sweep [s], the tasks' wall_s) on N workers."""
-    import dask
-    from distributed import Client, LocalCluster
+def plain(doc: dict[str, Any], scratch: Path, r: int) -> tuple[list[float], float]:
+    """:func:`plain_sequence` in a new process, started as the cluster's workers are: both
+    import the code as it is now, so an edit of the checkout during the bench cannot make
+    the plain runs and the tasks run different code.  Whole sequences are compared with whole
+    sweeps: the sum of each run's best time over several repeats would be biased low by the
+    runs' own spread."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(plain_sequence, doc, scratch, r).result()
+
+
+def sources() -> str:
+    """A digest of the package's source files (names, sizes, modification times)."""
+    root = Path(apis_emulator.__file__).parent
+    stat = sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in root.rglob("*.py"))
+    return hashlib.sha256(repr(stat).encode()).hexdigest()[:12]
+
+
+def cpu_of(procs: list[psutil.Process]) -> float:
+    """CPU time [s] used so far by these processes, all their threads."""
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
+def on_cluster(sweep: Sweep, workers: int, out: Path) -> tuple[float, float, float, float,
+                                                                list[float]]:
+    """(cluster start [s], kernel warm-up [s], sweep wall [s], CPU of this process and the
+    workers during the sweep [s], the tasks' wall_s) on N workers."""
+    from distributed import Client
 
     started = time.perf_counter()
-    # as the sweep command starts its cluster (Dask's profiler off: see sweep/cluster.py)
-    with dask.config.set({"distributed.worker.profile.enabled": False}), LocalCluster(
-            n_workers=workers, threads_per_worker=1, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+    # the cluster exactly as the sweep command starts it
+    with local_cluster(workers) as cluster, Client(cluster) as client:
         up = time.perf_counter() - started
         out.mkdir(parents=True)
         started = time.perf_counter()
         client.run(check_worker, str(out))  # loads the compiled kernel in every worker
         warm = time.perf_counter() - started
+        procs = [psutil.Process()] + [psutil.Process(pid)
+                                      for pid in client.run(os.getpid).values()]
+        cpu = cpu_of(procs)
         started = time.perf_counter()
         table = run_sweep(sweep, out / "sweep", client=client)
         wall = time.perf_counter() - started
-    return up, warm, wall, list(table["wall_s"])
+        cpu = cpu_of(procs) - cpu
+    return up, warm, wall, cpu, list(table["wall_s"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,38 +163,50 @@ def main(argv: list[str] | None = None) -> int:
     args, ignored = parser.parse_known_args(argv)
     if ignored:
         print(f"(ignoring {' '.join(ignored)})")
-    sweep = load_sweep(study(args.units, args.days, args.controller))
+    doc = study(args.units, args.days, args.controller)
+    sweep = load_sweep(doc)
+    code = sources()
     n = len(sweep.runs)
     print(f"{n} runs of {args.units} units × {args.days:g} days (controller {args.controller}); "
           f"{os.cpu_count()} cores, Python {sys.version.split()[0]}; best of {args.repeat}")
     scratch = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     try:
-        plain_run(sweep, 0, scratch / "warm")  # untimed: loads the compiled code
         sums: list[float] = []
+        cpus: dict[int, list[float]] = {0: [], 1: [], 2: []}  # 0: the plain sequence
         walls: dict[int, list[float]] = {1: [], 2: []}
         tasks: list[float] = []
         for repeat in range(args.repeat):  # plain, 1 and 2 workers in turn: the same load
             before = load1()
-            runs = plain(sweep, scratch, repeat)
+            runs, cpu = plain(doc, scratch, repeat)
+            cpus[0].append(cpu)
             sums.append(sum(runs))
-            print(f"plain: {sums[-1]:.2f} s (load1 {before}; runs "
+            print(f"plain: {sums[-1]:.2f} s, CPU {cpus[0][-1]:.2f} s (load1 {before}; runs "
                   f"{', '.join(f'{t:.2f}' for t in runs)})", flush=True)
             for workers in (1, 2):
                 before = load1()
-                up, warm, wall, task_s = on_cluster(sweep, workers,
-                                                    scratch / f"w{workers}-{repeat}")
+                up, warm, wall, cpu, task_s = on_cluster(sweep, workers,
+                                                         scratch / f"w{workers}-{repeat}")
                 walls[workers].append(wall)
+                cpus[workers].append(cpu)
                 if workers == 1:
                     tasks.append(sum(task_s))
-                print(f"{workers} worker(s): sweep {wall:.2f} s  (load1 {before}; cluster start "
-                      f"{up:.1f} s, warm-up {warm:.2f} s, apart)", flush=True)
+                print(f"{workers} worker(s): sweep {wall:.2f} s, CPU {cpu:.2f} s  (load1 "
+                      f"{before}; cluster start {up:.1f} s, warm-up {warm:.2f} s, apart)",
+                      flush=True)
         for name, pick in (("best", min), ("median", statistics.median)):
             total, one, two = pick(sums), pick(walls[1]), pick(walls[2])
             print(f"{name}: plain {total:.2f} s, 1 worker {one:.2f} s, 2 workers {two:.2f} s; "
                   f"overhead per task {(one - total) / n * 1000:+.0f} ms = "
                   f"{(one / total - 1) * 100:+.1f} % of a plain run (inside the tasks: "
                   f"{(pick(tasks) - total) / n * 1000:+.0f} ms); speed-up {one / two:.2f}×")
+            cpu0, cpu1 = pick(cpus[0]), pick(cpus[1])
+            print(f"{name} CPU: plain {cpu0:.2f} s, 1 worker {cpu1:.2f} s, 2 workers "
+                  f"{pick(cpus[2]):.2f} s (client, scheduler and workers); per task "
+                  f"{(cpu1 - cpu0) / n * 1000:+.0f} ms = {(cpu1 / cpu0 - 1) * 100:+.1f} %")
         print(f"load1 now {load1()}")
+        if sources() != code:
+            print("WARNING: the package's sources changed during the bench (another edit of "
+                  "the checkout): the phases may have run different code; run it again")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

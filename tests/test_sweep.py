@@ -23,7 +23,8 @@ SchedulerPlugin = pytest.importorskip("distributed.diagnostics.plugin").Schedule
 
 from apis_emulator.report import report  # noqa: E402
 from apis_emulator.sweep import load_sweep, pending_runs, run_sweep  # noqa: E402
-from apis_emulator.sweep.task import KPIS, SHARING_KPIS, TMP_PREFIX, is_done  # noqa: E402
+from apis_emulator.sweep.cluster import local_cluster  # noqa: E402
+from apis_emulator.sweep.task import KPIS, SHARING_KPIS, TMP_PREFIX, check_worker, is_done  # noqa: E402
 
 DASK = Path(sys.executable).parent / "dask"
 
@@ -169,6 +170,37 @@ def test_local_cluster_gives_the_numbers_of_simulate(local_sweep, sweep_data, tm
     assert rows[3]["deals"] > 0  # sharing happened (2400 Wh batteries never reach 2880 Wh)
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(r["run_id"] for r in rows)
     assert sorted(outputs(out / "runs" / rows[1]["run_id"])) == ["deals.csv", "summary.csv"]
+
+
+def _signatures() -> dict[str, int]:
+    """In a worker: how many typed versions each of our compiled functions has loaded."""
+    from numba.core.registry import CPUDispatcher
+
+    return {f"{name}.{attr}": len(obj.signatures)
+            for name, module in list(sys.modules.items()) if name.startswith("apis_emulator")
+            for attr, obj in vars(module).items() if isinstance(obj, CPUDispatcher)}
+
+
+def test_the_local_clusters_workers_are_ready_for_runs(sweep_data, tmp_path):
+    """The sweep's own LocalCluster: Dask's statistical profiler is off in its workers, and
+    after the warm-up every compiled function a run calls is loaded, so a worker's first run
+    (with and without a controller) loads or compiles nothing and costs what a later one does."""
+    out = tmp_path / "sweep"
+    (out / "runs").mkdir(parents=True)
+    with local_cluster(1) as cluster, distributed.Client(cluster) as dask_client:
+        profiling = dask_client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
+        assert list(profiling.values()) == [False]
+        dask_client.run(check_worker, str(out / "runs"))
+        (warm,) = dask_client.run(_signatures).values()
+        table = records(run_sweep(two_by_two(sweep_data), out, client=dask_client))
+        (after,) = dask_client.run(_signatures).values()
+    assert [row["status"] for row in table] == ["ok"] * 4
+    loaded = {name for name, n in warm.items() if n}
+    assert {"apis_emulator.control.compiled_rules.advance",
+            "apis_emulator.control.compiled_rules.take_day",
+            "apis_emulator.control.compiled_rules.close",
+            "apis_emulator.engine.kernel.run_steps_serial"} <= loaded
+    assert after == warm
 
 
 def test_the_table_has_its_columns_in_csv_and_parquet(local_sweep):

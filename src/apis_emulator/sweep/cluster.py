@@ -23,7 +23,8 @@ from ..errors import EmulatorError
 from .resolve import Run, Sweep
 from .task import check_worker, execute
 
-__all__ = ["ClusterError", "connect", "run_on_dask", "ignore_sigint", "priority"]
+__all__ = ["ClusterError", "connect", "local_cluster", "run_on_dask", "ignore_sigint",
+           "priority", "WORKER_CONFIG"]
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +41,36 @@ def ignore_sigint() -> None:
         pass
 
 
+#: Dask settings of the local cluster's workers (see :func:`local_cluster`).
+WORKER_CONFIG: dict[str, Any] = {
+    # Dask's statistical profiler samples the running task every 10 ms: 10–30 % of a run
+    # with a controller
+    "distributed.worker.profile.enabled": False,
+}
+
+
 @contextmanager
-def _local_cluster(workers: int | None) -> Iterator[Any]:
+def local_cluster(workers: int | None = None) -> Iterator[Any]:
+    """The sweep's LocalCluster: ``workers`` processes (default: the cores), one thread each
+    (a run holds the interpreter), loopback only, free ports, :data:`WORKER_CONFIG`."""
     import dask
-    from distributed import Client, LocalCluster
+    from distributed import LocalCluster
 
     n = workers or os.cpu_count() or 1
     if n < 1:
         raise ClusterError(f"--workers={n} is not accepted: a whole number >= 1")
-    # one thread per worker: a run holds the interpreter; loopback only, free ports.  Dask's
-    # profiler samples the running task every 10 ms: 10–30 % of a run with a controller
-    with dask.config.set({"distributed.worker.profile.enabled": False}), LocalCluster(
+    # the nanny hands the configuration in force here to the worker processes it starts
+    with dask.config.set(WORKER_CONFIG), LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+            dashboard_address="127.0.0.1:0") as cluster:
+        yield cluster
+
+
+@contextmanager
+def _local_cluster(workers: int | None) -> Iterator[Any]:
+    from distributed import Client
+
+    with local_cluster(workers) as cluster, Client(cluster) as client:
         client.run(ignore_sigint)
         yield client
 

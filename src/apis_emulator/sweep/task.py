@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +26,6 @@ from .. import __version__, control
 from ..config import Settings
 from ..engine import Emulator
 from ..inputs import DAYS, DataSet
-from ..runner.schedule import Schedule
 from .controllers import build_controller
 from .resolve import Run
 
@@ -142,12 +142,21 @@ def remove_stale(runs_dir: Path) -> int:
 
 
 def _warm_up() -> None:
-    """Two steps of a two-unit emulator with the compiled apis rules: loads the compiled
-    kernel and rules (numba's cache, a second or so) once per worker, not in its first run."""
+    """A day of a two-unit run with the compiled apis rules and one without a controller, as
+    a task runs them (a midnight and the run's end included): every compiled function a run
+    calls is loaded from
+    numba's cache — or compiled, when the cache is missing or stale — here, once per worker,
+    and not in the worker's first task (seconds there when it compiles)."""
+    from ..runner import simulate
+
     dataset = DataSet(solar=np.zeros(DAYS * 24), solar_unit="W",
                       load_kw=np.zeros((2, DAYS * 48)), meta={"name": "warm-up"})
-    em = Emulator(Settings(step=5.0), dataset, 2)
-    Schedule(em, control.build_controller("apis", em), compiled=True).run(2)
+    with tempfile.TemporaryDirectory(prefix="apis-warm-up-") as out:
+        for name in ("apis", "none"):  # the rules, and the physics kernel alone
+            em = Emulator(Settings(step=5.0), dataset, 2)
+            simulate(em, 1, Path(out) / name, indiv_interval=None, progress=False,
+                     database=False, handle_signals=False,
+                     controller=control.build_controller(name, em))
 
 
 def check_worker(runs_dir: str) -> dict[str, Any]:
