@@ -41,7 +41,7 @@ def params_vector(settings: object) -> np.ndarray:
     return np.array([float(getattr(settings, name)) for name in P], dtype=np.float64)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")  # a call would count references
 def _load_w(load_kw, h, j, f):  # pragma: no cover - compiled
     """House h's load [W] at sample j, interpolated with weight f toward the next (the last
     sample's next is the first: the year wraps)."""
@@ -49,7 +49,7 @@ def _load_w(load_kw, h, j, f):  # pragma: no cover - compiled
     return 1000.0 * (load_kw[h, j] + f * (load_kw[h, j1] - load_kw[h, j]))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")  # a call would count references
 def _unit_step(hours, p, e, cap, byp, acc, pv, load, wg, dcdc_loss):  # pragma: no cover
     """One unit's step of ``hours`` [h] from stored energy ``e`` [Wh] with PV ``pv`` and load
     ``load`` [W], grid power ``wg`` [W]: the new (e, bypass, AC charging) and the step's
