@@ -1,5 +1,6 @@
-"""Make docs/page-exchange.png (4 units during an energy exchange) or, with ``--sharing``,
-docs/page-sharing.png (100 units sharing under apis-main's deal rules).
+"""Make docs/page-exchange.png (4 units during an energy exchange), with ``--sharing``
+docs/page-sharing.png (100 units sharing under apis-main's deal rules), or with ``--town``
+docs/page-town.png (10,000 units at acceleration 10, Δt 1 s).
 
 Exchange: E001 holds the DC grid voltage (0x0014, dvg 350 V, dig 2.3 A), E002 gives (0x0002,
 dig 1 A), E003 takes (0x0041, dig 1 A), E004 waits.  The emulation starts on a May morning and
@@ -10,8 +11,13 @@ Sharing: ``serve 100 --controller apis`` on the embedded data set from a June mo
 acceleration 60; the picture is taken once several deals run, with the details of a unit that
 takes in one of them.  Also prints the size of ``/get/deals`` with 100 units.
 
+Town: ``serve 10000 --acceleration 10 --step 1`` on a synthetic data set of 100 households,
+run fast through a May morning; E001 holds the grid, ten units give and ten take; the picture
+shows the cards of the window scrolled to E4997 (only those are in the page) and E5001's details.
+
 Usage: ``.venv/bin/python bench/page_screenshot.py [--out docs/page-exchange.png]``
        ``.venv/bin/python bench/page_screenshot.py --sharing [--out docs/page-sharing.png]``
+       ``.venv/bin/python bench/page_screenshot.py --town [--out docs/page-town.png]``
 """
 
 from __future__ import annotations
@@ -94,6 +100,40 @@ def sharing_shot(root: Path, out: str, units: int, start: str) -> None:
         stop(process)
 
 
+def town_shot(root: Path, out: str, units: int) -> None:
+    """The page with ``units`` units, scrolled into the middle of the town, a unit open."""
+    data = write_dataset(root / "data", households=100)
+    process, url = start_server(root, data, units, acceleration=1200,
+                                start="2019-05-01T06:00:00")  # Δt 1 s, serve's default
+    try:
+        httpx.get(url + "/set/dcdc/E001?mode=0x0014&dvg=350&dig=2.3&drg=0").raise_for_status()
+        for k in range(10):  # givers E4991…, takers E5001… (the cards on screen)
+            dig = 0.5 + 0.1 * k
+            httpx.get(f"{url}/set/dcdc/E{4991 + k}?mode=0x0002&dvg=350&dig={dig:.1f}")
+            httpx.get(f"{url}/set/dcdc/E{5001 + k}?mode=0x0041&dvg=350&dig={dig:.1f}")
+        run_until(url, 3 * 3600)
+        httpx.get(url + "/set/acc/10").raise_for_status()
+        time.sleep(11)  # the pace shown covers the last 10 s
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1440, "height": 1300},
+                                    device_scale_factor=1)
+            page.goto(f"{url}/?every=1#E5001")
+            page.wait_for_selector("body[data-ready]")
+            page.wait_for_function("apisPage.state.hist.unit && "
+                                   "apisPage.state.hist.unit.t.length > 10")
+            page.locator('#cards').evaluate(  # the row of E4997 just under the top bar
+                "(box) => window.scrollTo(0, box.getBoundingClientRect().top + window.scrollY"
+                " + 4996 / 3 * apisPage.state.pitch - 330)")
+            page.wait_for_selector('#cards .card[data-unit="E5001"]')
+            page.wait_for_timeout(2500)
+            page.mouse.move(0, 0)
+            cards = page.locator("#cards .card").count()
+            page.screenshot(path=out)
+        print(f"{cards} cards in the page of {units} units")
+    finally:
+        stop(process)
+
+
 @contextlib.contextmanager
 def chromium() -> Iterator[Any]:
     """Debian's chromium through Playwright, closed on exit."""
@@ -112,17 +152,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="default docs/page-exchange.png, or docs/page-sharing.png")
     parser.add_argument("--sharing", action="store_true",
                         help="100 units under the built-in controller (serve --controller apis)")
-    parser.add_argument("--units", type=int, default=100, help="units of --sharing")
+    parser.add_argument("--town", action="store_true",
+                        help="10,000 units at acceleration 10 (serve --step 1)")
+    parser.add_argument("--units", type=int, default=None,
+                        help="units of --sharing (100) or --town (10000)")
     parser.add_argument("--start", default="2019-06-01T09:00:00", help="start of --sharing")
     parser.add_argument("--hours", type=float, default=6.5,
                         help="emulated hours before the picture")
     parser.add_argument("--quiet", type=float, default=2.0,
                         help="emulated hours before the exchange starts")
     args = parser.parse_args(argv)
+    if args.town:
+        out = args.out or "docs/page-town.png"
+        with tempfile.TemporaryDirectory(prefix="page-shot-") as tmp:
+            town_shot(Path(tmp), out, args.units or 10_000)
+        print(f"wrote {out}")
+        return 0
     if args.sharing:
         out = args.out or "docs/page-sharing.png"
         with tempfile.TemporaryDirectory(prefix="page-shot-") as tmp:
-            sharing_shot(Path(tmp), out, args.units, args.start)
+            sharing_shot(Path(tmp), out, args.units or 100, args.start)
         print(f"wrote {out}")
         return 0
     args.out = args.out or "docs/page-exchange.png"

@@ -237,11 +237,12 @@ def unit_groups(units: int, clients: int) -> list[list[str]]:
             for k in range(clients)]
 
 
-def warm_up(cwd: Path, src: Path | None) -> None:
-    """Serve 4 units for a few seconds, so that the compiled kernels are cached before the
-    start is timed (a fresh checkout compiles them on its first run)."""
+def warm_up(cwd: Path, units: int, src: Path | None) -> None:
+    """Serve the town for a few seconds, so that the compiled kernels (those for many units
+    too) are cached before the start is timed (a fresh checkout compiles them at its first
+    run, and a changed kernel at its next)."""
     port = free_port()
-    process = launch(cwd, 4, port, src)
+    process = launch(cwd, units, port, src)
     try:
         first_answer(f"http://127.0.0.1:{port}", "/get/acc", process, time.monotonic())
         time.sleep(2.5)
@@ -250,7 +251,7 @@ def warm_up(cwd: Path, src: Path | None) -> None:
 
 
 def run(args: argparse.Namespace, cwd: Path) -> None:
-    warm_up(cwd, args.src)
+    warm_up(cwd, args.units, args.src)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     t0 = time.monotonic()

@@ -82,6 +82,18 @@ def test_unusual_device_values(make_emulator: Callable[..., Emulator]) -> None:
     assert LogRenderer().render(em) == reference(em)
 
 
+def test_columns_alike_for_every_unit(make_emulator: Callable[..., Emulator]) -> None:
+    """A value every unit shows alike is written once: -0.0 apart from 0.0, NaN as null."""
+    em = make_emulator(n_units=4, solar=500.0, load=0.3, households=2)
+    em.advance(30)
+    em.units.p1[:] = 0.0
+    em.units.p1[2] = -0.0  # written "-0.0": the column is not one value
+    em.units.drg[:] = np.nan  # null for every unit
+    text = LogRenderer().render(em)
+    assert text == reference(em)
+    assert b'"p1":-0.0' in text and text.count(b'"drg":null') == 4
+
+
 def test_no_units(make_emulator: Callable[..., Emulator]) -> None:
     em = make_emulator(n_units=1)
     em.remove_unit()

@@ -200,19 +200,10 @@ def _static_numbers(u: Units, path: tuple[str, ...]) -> np.ndarray:
 def _tokens(em: Emulator, layout: _Layout) -> list[str]:
     """The JSON text of every computed value, unit after unit, in document order."""
     n, k = len(em.units), len(HOLES)
-    columns = _columns(em, layout)
+    texts = _column_texts(_columns(em, layout), n)
     consts = _consts(em)
     by_mode = _mode_texts(em)
     mode_index = em.units.mode
-    kinds: dict[str, list[int]] = {"float": [], "int": []}
-    for number, (_, kind) in enumerate(HOLES):
-        if kind in kinds:
-            kinds[kind].append(number)
-    texts: dict[int, list[str]] = {}
-    for numbers in kinds.values():
-        split = _split_matrix([columns[HOLES[j][0]] for j in numbers], n)
-        for m, j in enumerate(numbers):
-            texts[j] = split[m::len(numbers)]
     tokens: list[str] = [""] * (n * k)
     for position, j in enumerate(layout.order):
         path, kind = HOLES[j]
@@ -221,8 +212,36 @@ def _tokens(em: Emulator, layout: _Layout) -> list[str]:
         elif kind == "mode":
             tokens[position::k] = by_mode[path[-1]][mode_index].tolist()
         else:
-            tokens[position::k] = texts[j]
+            tokens[position::k] = texts[path]
     return tokens
+
+
+def _column_texts(columns: dict[tuple[str, ...], np.ndarray],
+                  n: int) -> dict[tuple[str, ...], list[str]]:
+    """The JSON text of each value of each column.  A column holding one value for every unit
+    (dvg, dig, p1 … of a quiet town) is written once; a column that is another's array
+    (rsoc, battery_rsoc) is written once; the rest in one orjson call per dtype."""
+    texts: dict[tuple[str, ...], list[str]] = {}
+    varying: dict[int, tuple[np.ndarray, list[tuple[str, ...]]]] = {}
+    for path, column in columns.items():
+        if n and _all_alike(column):
+            texts[path] = [orjson.dumps(column[:1], option=orjson.OPT_SERIALIZE_NUMPY)
+                           .decode()[1:-1]] * n
+        else:
+            varying.setdefault(id(column), (column, []))[1].append(path)
+    for dtype in (np.float64, np.int64):
+        group = [(c, paths) for c, paths in varying.values() if c.dtype == dtype]
+        split = _split_matrix([c for c, _ in group], n)
+        for m, (_, paths) in enumerate(group):
+            for path in paths:
+                texts[path] = split[m::len(group)]
+    return texts
+
+
+def _all_alike(column: np.ndarray) -> bool:
+    """Whether every value has the same bits (0.0 and -0.0 are written apart, NaN alike)."""
+    bits = column.view(np.int64)
+    return bool((bits == bits[0]).all())
 
 
 def _split_matrix(columns: list[np.ndarray], n: int) -> list[str]:
