@@ -1,0 +1,39 @@
+"""Crash trials in ``make test``: a served run SIGKILLed at random moments, 10 times.
+
+Each kill lands during a Save All, at an emulated midnight (the day row and the midnight
+sample being written) or anywhere in the stream of log writes, in turn (tests/crash_support.py).
+After each: every CSV complete or cut at a row boundary, the SQLite database passing its
+integrity check, the Save All file whole; then the next start on the same folder answers,
+loads the save, opens the same database and writes rows.  bench/crash_trials.py runs 100 kills
+of a served run and 100 of ``simulate``; tests/test_recorders_kill.py kills ``simulate`` 20
+times.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from crash_support import ServedTrials, run_trials
+from recorders_helpers import write_dataset
+
+KILLS = 10
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("dataset"), households=3)
+
+
+def test_served_run_killed_at_random_moments_leaves_whole_files_and_starts_again(
+        dataset_dir: Path, tmp_path: Path) -> None:
+    seed = random.randrange(1 << 30)
+    figures = run_trials(ServedTrials(tmp_path / "serve", dataset_dir, random.Random(seed)),
+                         KILLS, max_attempts=KILLS + 2)
+    assert figures.kills == KILLS, f"seed {seed}: {figures.line()}\n{figures.problems}"
+    assert figures.moments == {"save": 4, "day end": 3, "log write": 3}
+    assert figures.failures == 0, f"seed {seed}: {figures.line()}\n" + "\n".join(
+        figures.problems)
+    assert figures.files_checked >= 3 * KILLS  # summary, log, database at least each time
