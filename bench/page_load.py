@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                     first = page.evaluate(
                         "performance.getEntriesByName('apis-first-values')[0].startTime")
                     cards = int(page.inner_text("#unit-count"))
+                    in_page = page.locator("#cards .card").count()  # what a refresh re-fills
                     context.close()
                 assert cards == args.units, cards
                 idle = cpu_share(process.pid, min(10.0, args.seconds))
@@ -195,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop(process)
     print(f"page with {args.units} units, server at acceleration {args.acceleration:g}, Δt 1 s")
+    print(f"  cards in the page (each refresh re-fills them): {in_page} of {cards}")
     print(f"  first values drawn after navigation: median {statistics.median(loads):.2f} s "
           f"(min {min(loads):.2f}, max {max(loads):.2f}, {len(loads)} cold loads; "
           f"last one in-page mark {first / 1000:.2f} s)")

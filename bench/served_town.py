@@ -27,7 +27,11 @@ before a change::
     git archive <commit> src | tar -x -C /tmp/before
     .venv/bin/python bench/served_town.py --src /tmp/before/src
 
+``--starts N`` times only the start, N launches in turn of each ``--src`` given (``--src``
+may repeat; ``.`` is this checkout), so that checkouts are compared under the same load.
+
 Usage: ``.venv/bin/python bench/served_town.py [--units 10000] [--seconds 20] [--src DIR]``
+       ``.venv/bin/python bench/served_town.py --starts 3 --src /tmp/before/src --src .``
 """
 
 from __future__ import annotations
@@ -250,12 +254,31 @@ def warm_up(cwd: Path, units: int, src: Path | None) -> None:
         stop(process)
 
 
+def starts(args: argparse.Namespace, cwd: Path) -> None:
+    """Launch → first answer of /get/acc, ``args.starts`` times for each source in turn."""
+    sources = [None if str(s) == "." else s for s in args.src or [Path(".")]]
+    for src in sources:
+        warm_up(cwd, args.units, src)
+    for n in range(args.starts):
+        for src in sources:
+            port = free_port()
+            t0 = time.monotonic()
+            process = launch(cwd, args.units, port, src)
+            try:
+                took = first_answer(f"http://127.0.0.1:{port}", "/get/acc", process, t0)
+            finally:
+                stop(process)
+            print(f"start {n + 1}, src {src or 'this checkout'}: {took:.2f} s "
+                  f"(load average {os.getloadavg()[0]:.2f})", flush=True)
+
+
 def run(args: argparse.Namespace, cwd: Path) -> None:
-    warm_up(cwd, args.units, args.src)
+    src = args.src[0] if args.src else None
+    warm_up(cwd, args.units, src)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     t0 = time.monotonic()
-    process = launch(cwd, args.units, port, args.src)
+    process = launch(cwd, args.units, port, src)
     try:
         print(f"start: first answer {first_answer(url, '/get/acc', process, t0):.2f} s, "
               f"/get/unit/E{args.units:03d} {first_answer(url, f'/get/unit/E{args.units:03d}', process, t0):.2f} s, "  # noqa: E501
@@ -291,13 +314,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="most /get/unit requests of the phase")
     parser.add_argument("--log-clients", type=int, default=1, help="/get/log connections")
     parser.add_argument("--max-log-requests", type=int, default=2_000)
-    parser.add_argument("--src", type=Path, help="serve another checkout's src directory")
+    parser.add_argument("--src", type=Path, action="append",
+                        help="serve another checkout's src directory ('.': this one)")
+    parser.add_argument("--starts", type=int, default=0,
+                        help="only time N starts of each --src in turn")
     args = parser.parse_args(argv)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; src {args.src or 'this checkout'}; "
           f"serve {args.units} --acceleration 10 --step 1; {args.seconds:g} s per phase")
     with tempfile.TemporaryDirectory(prefix="served-town-") as tmp:
-        run(args, Path(tmp))
+        if args.starts:
+            starts(args, Path(tmp))
+        else:
+            run(args, Path(tmp))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
