@@ -4,6 +4,7 @@
 .venv/bin/python bench/sharing_year.py                   # 100 houses, a year, with and without
 .venv/bin/python bench/sharing_year.py --units 1000      # 1,000 houses
 .venv/bin/python bench/sharing_year.py --tick-cost       # cost of one control wake-up vs N
+.venv/bin/python bench/sharing_year.py --work --days 1   # the compiled rules' work vs N
 ```
 
 Each year runs the real command line in a child process
@@ -12,6 +13,9 @@ Each year runs the real command line in a child process
 controller at the same Δt.  Printed: the whole process's wall time, the run's own time ("done
 in"), peak memory, deals per day and kWh shared.  ``--profile`` runs the controller's year in
 this process under cProfile and prints the time per part (kernel, controller, recorders).
+``--work`` runs the compiled rules in this process on 100, 300 and 1,000 houses from 1 May
+and prints their counters (control/compiled_rules.py ``COUNTERS``) and the CPU time per day,
+per event and per unit: how the cost grows with the community.
 """
 
 from __future__ import annotations
@@ -134,17 +138,50 @@ def tick_cost(sizes: list[int]) -> None:
               flush=True)
 
 
+def compiled_work(sizes: list[int], days: int, start: str) -> None:
+    """The compiled rules' work and CPU time per day at each size (one process, warm)."""
+    from apis_emulator.config import load_settings
+    from apis_emulator.control import build_controller
+    from apis_emulator.control import compiled_rules as cr
+    from apis_emulator.control.compiled import CompiledApis
+    from apis_emulator.engine import Emulator
+    from apis_emulator.inputs import load_dataset
+
+    settings = load_settings(None, overrides={"start": start, "step": 5.0})
+    settings = settings.with_defaults_for("simulate")
+    data = load_dataset(settings.dataSet)
+    for n in sizes:
+        em = Emulator(settings, data, n)
+        rules = CompiledApis(build_controller("apis", em), em)  # type: ignore[arg-type]
+        rules.advance(1)  # loads the compiled code
+        cpu, deals = time.process_time(), 0
+        for _ in range(days):
+            deals += len(rules.advance(int(86400 / em.dt)))
+            rules.take_day()
+        cpu = (time.process_time() - cpu) / days
+        counts = {name: int(rules._state[6][getattr(cr, name)]) / days for name in cr.COUNTERS}
+        per_event = 1e6 * cpu / max(counts["EVENTS"], 1)
+        print(f"  {n:5d} units: {cpu:7.2f} s CPU/day, {deals / days:8.0f} deals/day, "
+              f"{per_event:6.2f} µs/event, {1e3 * cpu / n:6.1f} ms/unit/day; per day "
+              + ", ".join(f"{k.lower()} {v:,.0f}" for k, v in counts.items()), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--units", type=int, default=100)
     parser.add_argument("--days", type=float, default=365.0)
     parser.add_argument("--profile", action="store_true", help="time per part, in process")
     parser.add_argument("--tick-cost", action="store_true", help="control cost vs units")
+    parser.add_argument("--work", action="store_true",
+                        help="the compiled rules' work and CPU per day vs units")
+    parser.add_argument("--start", default="2019-05-01T00:00:00", help="--work's first day")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f}", flush=True)
     if args.tick_cost:
         tick_cost([100, 1000, 10000])
+    elif args.work:
+        compiled_work([100, 300, 1000], max(1, int(args.days)), args.start)
     elif args.profile:
         profile(args.units, args.days)
     else:
