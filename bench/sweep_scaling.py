@@ -26,10 +26,15 @@ Printed:
   meanwhile.  Each into a fresh folder (nothing to resume); 1 and 2 workers in turn,
   ``--repeat`` times, the best sweep counts (the machine is shared: the best time is the one
   least slowed by others; the median is printed too);
+- **paired**: the overhead per task measured pairwise: each run k as a plain run in a
+  plain process and as the sweep's own task (``execute``) on a 1-worker cluster, one right
+  after the other, both timed from the call to the answer, so each pair sees the same minute
+  of the shared machine;
 - **overhead per task**: (1-worker sweep − plain) / 8, absolute [ms] and relative to a plain
   run [%] (target ≤ 5 %); **in-task**: the tasks' own wall time (the table's wall_s) against
-  plain; **CPU per task**: (CPU of the 1-worker sweep − CPU of the plain runs) / 8, which
-  the other users of a shared machine barely move;
+  plain; **CPU per task**: (CPU of the 1-worker sweep − CPU of the plain runs) / 8; and the
+  **paired** overhead (median over the repeats), the one least moved by the other users of
+  a shared machine: whole sequences taken ~25 s apart differ by ±10 % on their own here;
 - **speed-up**: 1-worker / 2-worker sweep (target ≥ 1.8× on 2 cores);
 - the 1-minute load average before each phase: the machine is shared, and a load above the
   number of cores slows every figure and the speed-up most.
@@ -40,7 +45,9 @@ Nothing here is asserted; tests never time anything.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -60,7 +67,7 @@ from apis_emulator.engine import Emulator
 from apis_emulator.runner import simulate
 from apis_emulator.sweep import Sweep, load_sweep, run_sweep
 from apis_emulator.sweep.cluster import local_cluster
-from apis_emulator.sweep.task import check_worker
+from apis_emulator.sweep.task import check_worker, execute
 
 SIZES = (2400.0, 4800.0, 7200.0, 9600.0)
 
@@ -114,6 +121,50 @@ def plain(doc: dict[str, Any], scratch: Path, r: int) -> tuple[list[float], floa
     runs' own spread."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(plain_sequence, doc, scratch, r).result()
+
+
+@functools.cache
+def _study(doc_json: str) -> Sweep:
+    """The sweep of a plain process, read once (its data set with it) and warmed up."""
+    sweep = load_sweep(json.loads(doc_json))
+    check_worker(tempfile.gettempdir())  # the same warm-up as a sweep's worker gets
+    return sweep
+
+
+def plain_one(doc_json: str, k: int, out: Path) -> float:
+    """In the plain process: run k; its wall time [s]."""
+    return plain_run(_study(doc_json), k, out)
+
+
+def paired(doc: dict[str, Any], scratch: Path, r: int) -> tuple[float, float]:
+    """The overhead per task, paired: each run k as a plain run in a plain process and as the
+    sweep's own task (``execute``: its folder, run.json, the result back) on a 1-worker
+    cluster, one right after the other (which first alternates), both timed here from the
+    call to the answer; (plain total, tasks total) [s].  Each pair sees the same minute of
+    a shared machine, which whole sequences taken ~25 s apart do not."""
+    from distributed import Client
+
+    sweep, doc_json = load_sweep(doc), json.dumps(doc)
+    runs_dir = scratch / f"paired{r}" / "runs"
+    runs_dir.mkdir(parents=True)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool, \
+            local_cluster(1) as cluster, Client(cluster) as client:
+        pool.submit(_study, doc_json).result()
+        client.run(check_worker, str(runs_dir))
+        data = {path: client.scatter(ds, broadcast=True, hash=False)
+                for path, ds in sweep.datasets.items()}
+        plain_s = task_s = 0.0
+        for k, run in enumerate(sweep.runs):
+            for side in ((0, 1) if (k + r) % 2 == 0 else (1, 0)):
+                started = time.perf_counter()
+                if side == 0:
+                    pool.submit(plain_one, doc_json, k, scratch / f"paired{r}" / f"p{k}").result()
+                    plain_s += time.perf_counter() - started
+                else:
+                    client.submit(execute, run, data[run.data], str(runs_dir),
+                                  pure=False).result()
+                    task_s += time.perf_counter() - started
+    return plain_s, task_s
 
 
 def sources() -> str:
@@ -175,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         cpus: dict[int, list[float]] = {0: [], 1: [], 2: []}  # 0: the plain sequence
         walls: dict[int, list[float]] = {1: [], 2: []}
         tasks: list[float] = []
+        pairs: list[tuple[float, float]] = []
         for repeat in range(args.repeat):  # plain, 1 and 2 workers in turn: the same load
             before = load1()
             runs, cpu = plain(doc, scratch, repeat)
@@ -193,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{workers} worker(s): sweep {wall:.2f} s, CPU {cpu:.2f} s  (load1 "
                       f"{before}; cluster start {up:.1f} s, warm-up {warm:.2f} s, apart)",
                       flush=True)
+            before = load1()
+            pairs.append(paired(doc, scratch, repeat))
+            print(f"paired: plain {pairs[-1][0]:.2f} s, tasks {pairs[-1][1]:.2f} s "
+                  f"({(pairs[-1][1] / pairs[-1][0] - 1) * 100:+.1f} %; load1 {before})",
+                  flush=True)
         for name, pick in (("best", min), ("median", statistics.median)):
             total, one, two = pick(sums), pick(walls[1]), pick(walls[2])
             print(f"{name}: plain {total:.2f} s, 1 worker {one:.2f} s, 2 workers {two:.2f} s; "
@@ -203,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} CPU: plain {cpu0:.2f} s, 1 worker {cpu1:.2f} s, 2 workers "
                   f"{pick(cpus[2]):.2f} s (client, scheduler and workers); per task "
                   f"{(cpu1 - cpu0) / n * 1000:+.0f} ms = {(cpu1 / cpu0 - 1) * 100:+.1f} %")
+        overheads = sorted(task / plain_s - 1 for plain_s, task in pairs)
+        diffs = sorted((task - plain_s) / n * 1000 for plain_s, task in pairs)
+        print(f"paired overhead per task: {statistics.median(diffs):+.0f} ms = "
+              f"{statistics.median(overheads) * 100:+.1f} % median, "
+              f"{overheads[0] * 100:+.1f} to {overheads[-1] * 100:+.1f} % over the repeats")
         print(f"load1 now {load1()}")
         if sources() != code:
             print("WARNING: the package's sources changed during the bench (another edit of "

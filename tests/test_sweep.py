@@ -181,15 +181,25 @@ def _signatures() -> dict[str, int]:
             for attr, obj in vars(module).items() if isinstance(obj, CPUDispatcher)}
 
 
-def test_the_local_clusters_workers_are_ready_for_runs(sweep_data, tmp_path):
-    """The sweep's own LocalCluster: Dask's statistical profiler is off in its workers, and
-    after the warm-up every compiled function a run calls is loaded, so a worker's first run
-    (with and without a controller) loads or compiles nothing and costs what a later one does."""
+def _worker_setup(dask_worker) -> dict:
+    """In a worker: what the sweep's WORKER_CONFIG changes."""
+    return {"profiler": "profile" in dask_worker.periodic_callbacks,
+            "malloc_trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            "tick_ms": dask_worker.periodic_callbacks["tick"].callback_time}
+
+
+def test_the_local_clusters_workers_are_ready_for_runs(sweep_data, tmp_path, monkeypatch):
+    """The sweep's own LocalCluster: no statistical profiler, glibc's own malloc settings and
+    a once-a-second event-loop tick in its workers; after the warm-up every compiled function
+    a run calls is loaded, so a worker's first run (with and without a controller) loads or
+    compiles nothing and costs what a later one does."""
+    # a default LocalCluster started earlier in this process leaves Dask's value here
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     out = tmp_path / "sweep"
     (out / "runs").mkdir(parents=True)
     with local_cluster(1) as cluster, distributed.Client(cluster) as dask_client:
-        profiling = dask_client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
-        assert list(profiling.values()) == [False]
+        (setup,) = dask_client.run(_worker_setup).values()
+        assert setup == {"profiler": False, "malloc_trim": None, "tick_ms": 1000}
         dask_client.run(check_worker, str(out / "runs"))
         (warm,) = dask_client.run(_signatures).values()
         table = records(run_sweep(two_by_two(sweep_data), out, client=dask_client))

@@ -41,11 +41,21 @@ def ignore_sigint() -> None:
         pass
 
 
-#: Dask settings of the local cluster's workers (see :func:`local_cluster`).
+#: Dask settings of the local cluster's workers (see :func:`local_cluster`; docs/sweeps.md,
+#: "Figures", has the measurements).
 WORKER_CONFIG: dict[str, Any] = {
-    # Dask's statistical profiler samples the running task every 10 ms: 10–30 % of a run
-    # with a controller
+    # Dask's statistical profiler samples the running task every 10 ms
     "distributed.worker.profile.enabled": False,
+    # the nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns glibc's
+    # adaptive mmap threshold off: every array over 128 kB of a run is a fresh mmap, ~30,000
+    # page faults per 30-day run of 100 houses instead of ~100.  None: glibc's defaults
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # the worker's event loop wakes ~65 times a second (a 20 ms tick, a 100 ms memory
+    # monitor, a 500 ms system monitor), each time taking the GIL from the run: half the run
+    # thread's context switches.  A run is one long task; coarser checks lose nothing
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
 }
 
 
