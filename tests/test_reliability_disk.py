@@ -8,7 +8,6 @@ it), no temporary file left, the emulator running.  Read-only: 500, the same pro
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fault_support import fill
 from web_support import Server, start_server, write_dataset
 
 
@@ -55,19 +55,6 @@ def server(tmp_path: Path, small_disk: Path) -> Iterator[Server]:
     srv.stop()
 
 
-def _fill(disk: Path) -> Path:
-    """Write a file until the disk is full; its path."""
-    filler = disk / "filler"
-    block = b"\0" * 4096
-    with open(filler, "wb", buffering=0) as fh:
-        try:
-            while True:
-                fh.write(block)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
-
-
 def _units(client: httpx.Client) -> dict[str, object]:
     units = client.get("/get/log").json()
     for doc in units.values():
@@ -92,7 +79,7 @@ def test_save_all_on_a_full_disk(server: Server, small_disk: Path) -> None:
         assert client.get("/set/emu/E001?rsoc=41").status_code == 200
         assert client.get("/save").status_code == 200
         saved = (small_disk / "lastSave.json").read_bytes()
-        filler = _fill(small_disk)
+        filler = fill(small_disk)
         for _ in range(20):  # more units: a larger save than the room left
             client.get("/add/unit")
         client.get("/set/emu/E001?rsoc=77")
