@@ -29,7 +29,7 @@ postgres:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 test: $(STAMP) chromium postgres
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q --durations=30 $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests bench tools

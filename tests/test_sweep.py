@@ -425,7 +425,8 @@ def test_ctrl_c_leaves_only_complete_runs(sweep_data, tmp_path, to_group, signum
     folders, their rows in runs.csv, and the rest still to run."""
     sweep = tmp_path / "s.toml"
     sweep.write_text(f'[sweep]\ndays = 2\nunits = 4\nstep = 0.05\ndata = "{sweep_data}"\n\n'
-                     "[axes]\nbatterySize = [2400.0, 3600.0, 4800.0, 6000.0, 7200.0, 8400.0]\n",
+                     "[axes]\nbatterySize = [" + ", ".join(str(1200.0 * k) for k in range(2, 16))
+                     + "]\n",
                      encoding="utf-8")
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "apis_emulator", "sweep", str(sweep),
@@ -447,5 +448,5 @@ def test_ctrl_c_leaves_only_complete_runs(sweep_data, tmp_path, to_group, signum
     assert folders and all(is_done(p) for p in folders), output
     rows = read_rows(out / "runs.csv")
     assert sorted(r["run_id"] for r in rows) == sorted(p.name for p in folders)
-    assert len(rows) < 6 and len(load_sweep(sweep).runs) == 6
-    assert len(pending_runs(load_sweep(sweep), out)) == 6 - len(rows)
+    assert len(rows) < 14 and len(load_sweep(sweep).runs) == 14
+    assert len(pending_runs(load_sweep(sweep), out)) == 14 - len(rows)

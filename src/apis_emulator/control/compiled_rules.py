@@ -180,18 +180,19 @@ def _chances(s, C, S, PI):  # pragma: no cover - compiled
             if not (TI[i, FREE] and TI[i, RTYPE] == kind and TI[i, RAMOUNT] > minimum):
                 continue
             if S[13][s]:  # the slot names partners: look at each accept
-                TI[i, CHANCE] = 1 if _accepts(i, s, C, S, PI, None, None) > 0 else 0
+                TI[i, CHANCE] = 1 if _accepts(i, s, TI, S[8], S[9], S[11], S[12],
+                                              PI[AMOUNT_MIN], None, None) > 0 else 0
             else:
                 self_gives = 1 if (TI[i, FREE] and TI[i, column] > PI[AMOUNT_MIN]) else 0
                 TI[i, CHANCE] = 1 if giving - self_gives > 0 else 0
 
 
 @njit(cache=True)
-def _accepts(i, s, C, S, PI, amounts, points):  # pragma: no cover - compiled
+def _accepts(i, s, TI, rq_pair, ac_has, ac_point, ac_pair, amount_min, amounts,
+             points):  # pragma: no cover - compiled
     """Every accept the others send to the request of unit ``i`` (into ``amounts`` and
-    ``points`` by unit when given, −1 elsewhere); how many."""
-    TI = C[3]
-    rq_pair, ac_has, ac_point, ac_pair = S[8], S[9], S[11], S[12]
+    ``points`` by unit when given, −1 elsewhere); how many.  The arrays one by one, not the
+    state tuples: numba counts a reference to every array of a tuple at each call."""
     kind = TI[i, RTYPE]
     column = ACC_D if kind == 1 else ACC_C
     side = 1 if kind == 1 else 0  # the accept's type: discharge for a charge request
@@ -200,7 +201,7 @@ def _accepts(i, s, C, S, PI, amounts, points):  # pragma: no cover - compiled
     for j in range(TI.shape[0]):
         if amounts is not None:
             amounts[j] = -1
-        if j == i or not TI[j, FREE] or TI[j, column] <= PI[AMOUNT_MIN]:
+        if j == i or not TI[j, FREE] or TI[j, column] <= amount_min:
             continue
         if pair != _NONE and pair != j:
             continue
@@ -277,29 +278,27 @@ def _sift_down(k, keys, units, n):  # pragma: no cover - compiled
             return
 
 
-@njit(cache=True, inline="always")  # per event: no call that counts references
-def _next_ask(C, P):  # pragma: no cover - compiled
+@njit(cache=True, inline="always")  # per event: arrays one by one (see _accepts)
+def _next_ask(fv, iv, keys, units, ticks, phases, hk_done, period):  # pragma: no cover
     """(tick, unit): the first House-Keeping tick of a unit with a chance, (inf, −1) none.
     A top the clock has passed takes its unit's next tick (as _next_hk does)."""
-    fv, iv, keys, units = C[5], C[6], C[24], C[25]
     n = iv[HEAP_N]
     if n == 0:
         return np.inf, -1
     while keys[0] < fv[CLOCK]:
-        keys[0] = _next_hk(units[0], fv[CLOCK], C[20], C[7], C[8], P[HK_S])
+        keys[0] = _next_hk(units[0], fv[CLOCK], ticks, phases, hk_done, period)
         _sift_down(0, keys, units, n)
     return keys[0], units[0]
 
 
-@njit(cache=True, inline="always")  # per event: no call that counts references
-def _asked(C, P):  # pragma: no cover - compiled
+@njit(cache=True, inline="always")  # per event: arrays one by one (see _accepts)
+def _asked(fv, iv, keys, units, ticks, phases, hk_done, period):  # pragma: no cover
     """The top unit has had its House-Keeping tick: its next one takes its place."""
-    fv, keys, units = C[5], C[24], C[25]
-    keys[0] = _next_hk(units[0], fv[CLOCK], C[20], C[7], C[8], P[HK_S])
-    _sift_down(0, keys, units, C[6][HEAP_N])
+    keys[0] = _next_hk(units[0], fv[CLOCK], ticks, phases, hk_done, period)
+    _sift_down(0, keys, units, iv[HEAP_N])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # per event and step: no call that counts references
 def _next_gm(fv, iv, DF, DI, TF, P, PI):  # pragma: no cover - compiled
     """The first Grid Master tick that can change something (C[5], C[6], C[9], C[10], C[4]).
     What the deals allow is found again only when the deals, the table (rsoc) or the
@@ -342,7 +341,7 @@ def _earliest(C, P, PI):  # pragma: no cover - compiled
     for m in range(iv[N_NEGS]):
         best = min(best, NF[m, 0])
     best = min(best, _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI))
-    return min(best, _next_ask(C, P)[0])
+    return min(best, _next_ask(C[5], iv, C[24], C[25], C[20], C[7], C[8], P[HK_S])[0])
 
 
 @njit(cache=True)
@@ -391,8 +390,7 @@ def _book(d, delivered, taken, C):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _hold(d, by, C):  # pragma: no cover - compiled
-    held, DI, iv = C[2], C[10], C[6]
+def _hold(d, by, held, DI, iv):  # pragma: no cover - compiled
     held[DI[d, CHARGE]] += by
     held[DI[d, DISCHARGE]] += by
     iv[VERSION] += 1
@@ -404,7 +402,7 @@ def _end(d, tick, reason, C, P):  # pragma: no cover - compiled
     iv, DF, DI, FF, FI = C[6], C[9], C[10], C[13], C[14]
     DF[d, ENDED] = tick
     DI[d, REASON] = reason
-    _hold(d, -1, C)
+    _hold(d, -1, C[2], DI, iv)
     _book(d, DF[d, DELIV], DF[d, TAKEN], C)
     f = iv[N_FIN]
     FF[f, 0], FF[f, 1], FF[f, 2], FF[f, 3], FF[f, 4] = (DF[d, CREATED], DF[d, ACTIVATED],
@@ -492,68 +490,72 @@ def _start(d, tick, C):  # pragma: no cover - compiled
 
 
 # ---------------------------------------------------------------------- negotiation
-@njit(cache=True, inline="always")  # per event: no call that counts references
-def _ask(i, tick, elapsed, C, S, P, PI):  # pragma: no cover - compiled
+# The functions run per event take the arrays they use one by one: numba counts a reference
+# to every array of a state tuple at each call (≈ 70 for E, C and S), a third of the time.
+@njit(cache=True, inline="always")
+def _ask(i, tick, elapsed, hk_done, ticks, iv, TI, NF, NI, NA, NP, free, sl_start, sl_end,
+         rq_type, rq_point, rq_pair, ac_has, ac_point, ac_pair, P,
+         PI):  # pragma: no cover - compiled
     """House-Keeping of unit i: its request goes out with every accept it gets now."""
-    TI, iv, NF, NI, NA, NP, hk_done = C[3], C[6], C[11], C[15], C[16], C[17], C[8]
     hk_done[i] = tick
     iv[ASKS] += 1
-    C[20][i] = -np.inf  # its next tick is found anew
-    s = slot_at(elapsed, P[START_OF_DAY], S[0], S[1])
-    if s < 0 or TI[i, STATUS] < 0 or S[5][s, TI[i, STATUS]] == 0:
+    ticks[i] = -np.inf  # its next tick is found anew
+    s = slot_at(elapsed, P[START_OF_DAY], sl_start, sl_end)
+    if s < 0 or TI[i, STATUS] < 0 or rq_type[s, TI[i, STATUS]] == 0:
         return
     m = iv[N_NEGS]
     if m >= NA.shape[0]:
         raise ValueError("more open negotiations than the compiled rules hold")
-    row = C[19][iv[N_FREE] - 1]  # a free row of accepts
-    if _accepts(i, s, C, S, PI, NA[row], NP[row]) == 0:
+    row = free[iv[N_FREE] - 1]  # a free row of accepts
+    if _accepts(i, s, TI, rq_pair, ac_has, ac_point, ac_pair, PI[AMOUNT_MIN], NA[row],
+                NP[row]) == 0:
         return
     iv[N_FREE] -= 1
     NI[m, 4] = row
-    NF[m, 0], NF[m, 1] = tick + P[NEG_S], S[7][s, TI[i, STATUS]]
+    NF[m, 0], NF[m, 1] = tick + P[NEG_S], rq_point[s, TI[i, STATUS]]
     NI[m, 0], NI[m, 1], NI[m, 2] = i, TI[i, RTYPE], TI[i, RAMOUNT]
-    NI[m, 3] = S[8][s, TI[i, STATUS]]
+    NI[m, 3] = rq_pair[s, TI[i, STATUS]]
     iv[N_NEGS] = m + 1
 
 
-@njit(cache=True, inline="always")  # per event: no call that counts references
-def _end_negotiations(due, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
-    """Every negotiation ending by ``due`` concludes, by (due, requester id)."""
-    iv, NF, NI, rank = C[6], C[11], C[15], C[18]
-    while True:
-        best = -1
-        for m in range(iv[N_NEGS]):
-            if NF[m, 0] <= due + _EPS and (best < 0 or NF[m, 0] < NF[best, 0] or (
-                    NF[m, 0] == NF[best, 0] and rank[NI[m, 0]] < rank[NI[best, 0]])):
-                best = m
-        if best < 0:
-            return
-        _conclude(best, elapsed, E, C, S, P, PI, rng)
-        iv[CONCLUSIONS] += 1
-        C[19][iv[N_FREE]] = NI[best, 4]  # its row of accepts is free again
-        iv[N_FREE] += 1
-        n = iv[N_NEGS]
-        for m in range(best, n - 1):
-            NF[m, :] = NF[m + 1, :]
-            NI[m, :] = NI[m + 1, :]
-        iv[N_NEGS] = n - 1
+@njit(cache=True, inline="always")
+def _first_due(due, iv, NF, NI, rank):  # pragma: no cover - compiled
+    """The negotiation that ends first by ``due`` (by due, then requester id), or −1."""
+    best = -1
+    for m in range(iv[N_NEGS]):
+        if NF[m, 0] <= due + _EPS and (best < 0 or NF[m, 0] < NF[best, 0] or (
+                NF[m, 0] == NF[best, 0] and rank[NI[m, 0]] < rank[NI[best, 0]])):
+            best = m
+    return best
 
 
-@njit(cache=True, inline="always")  # per event: no call that counts references
-def _conclude(m, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
-    """The requester chooses among its accepts; a deal if both are under their interlock."""
-    held, TI, iv, NF, NI = C[2], C[3], C[6], C[11], C[15]
-    if _stale(C[6]):
-        _table(elapsed, E, C, S, P, PI)
+@njit(cache=True, inline="always")
+def _dispose(m, iv, NF, NI, free):  # pragma: no cover - compiled
+    """Negotiation m has ended: its row of accepts is free again, the later ones move up."""
+    iv[CONCLUSIONS] += 1
+    free[iv[N_FREE]] = NI[m, 4]
+    iv[N_FREE] += 1
+    n = iv[N_NEGS]
+    for k in range(m, n - 1):
+        NF[k, :] = NF[k + 1, :]
+        NI[k, :] = NI[k + 1, :]
+    iv[N_NEGS] = n - 1
+
+
+@njit(cache=True, inline="always")
+def _conclude(m, held, TI, iv, NF, NI, NA, NP, DF, DI, sl_start, sl_end, strategies, P, PI,
+              rng):  # pragma: no cover - compiled
+    """The requester chooses among its accepts; a deal if both are under their interlock
+    (on a table made after the last change of the deals)."""
     requester = NI[m, 0]
     if not TI[requester, FREE]:
         return
-    s = slot_at(NF[m, 0], P[START_OF_DAY], S[0], S[1])
-    strategy = S[14][s] if s >= 0 else 0
-    other = _choose(m, strategy, C, rng)
+    s = slot_at(NF[m, 0], P[START_OF_DAY], sl_start, sl_end)
+    strategy = strategies[s] if s >= 0 else 0
+    other = _choose(m, strategy, NF, NI, NA, NP, rng)
     if other < 0:
         return
-    accepted = C[16][NI[m, 4], other]
+    accepted = NA[NI[m, 4], other]
     amount = min(NI[m, 2], accepted, PI[AMOUNT_MAX])
     amount = (amount // PI[AMOUNT_UNIT]) * PI[AMOUNT_UNIT]
     if amount < PI[AMOUNT_MIN]:
@@ -564,7 +566,6 @@ def _conclude(m, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     charge, discharge = (requester, other) if NI[m, 1] == 1 else (other, requester)
     iv[COUNT] += 1
     d = iv[N_DEALS]
-    DF, DI = C[9], C[10]
     DF[d, :] = 0.0
     DF[d, CREATED], DF[d, ACTIVATED], DF[d, STARTED], DF[d, ENDED] = NF[m, 0], np.nan, \
         np.nan, np.nan
@@ -573,20 +574,18 @@ def _conclude(m, elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     DI[d, CHARGE], DI[d, DISCHARGE], DI[d, REQUEST_WH] = charge, discharge, NI[m, 2]
     DI[d, ACCEPT_WH], DI[d, DEAL_WH], DI[d, STATE], DI[d, REASON] = accepted, amount, NEW, -1
     iv[N_DEALS] = d + 1
-    _hold(d, 1, C)
+    _hold(d, 1, held, DI, iv)
 
 
-@njit(cache=True, inline="always")  # per event: no call that counts references
-def _choose(m, strategy, C, rng):  # pragma: no cover - compiled
+@njit(cache=True, inline="always")
+def _choose(m, strategy, NF, NI, NA, NP, rng):  # pragma: no cover - compiled
     """The accept the requester picks (amount, or pointAndAmount); ties by the seed."""
-    NF, NI, NA, NP = C[11], C[15], C[16], C[17]
     row, pair, charge, point = NI[m, 4], NI[m, 3], NI[m, 1] == 1, NF[m, 1]
     if strategy == 1 and np.isnan(point):
         return -1  # apis-main would fail unboxing a missing price: no deal
-    amounts, points = NA[row], NP[row]
     best, b1, b2, ties = -1, 0.0, 0.0, 0
-    for j in range(amounts.shape[0]):
-        ok, k1, k2 = _key(amounts[j], points[j], j, pair, strategy, charge, point)
+    for j in range(NA.shape[1]):
+        ok, k1, k2 = _key(NA[row, j], NP[row, j], j, pair, strategy, charge, point)
         if not ok:
             continue
         if best < 0 or k1 > b1 or (k1 == b1 and k2 > b2):
@@ -596,8 +595,8 @@ def _choose(m, strategy, C, rng):  # pragma: no cover - compiled
     if ties <= 1:
         return best
     pick = rng.integers(0, ties)  # arrival order on the event bus: the seed stands in for it
-    for j in range(amounts.shape[0]):
-        ok, k1, k2 = _key(amounts[j], points[j], j, pair, strategy, charge, point)
+    for j in range(NA.shape[1]):
+        ok, k1, k2 = _key(NA[row, j], NP[row, j], j, pair, strategy, charge, point)
         if ok and k1 == b1 and k2 == b2:
             if pick == 0:
                 return j
@@ -742,34 +741,48 @@ def _activation(d, tick, C, P):  # pragma: no cover - compiled
 # ---------------------------------------------------------------------- waking
 @njit(cache=True)
 def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
-    """Run every event due by ``elapsed`` in time order (as ApisController.wake)."""
-    fv, iv, NF = C[5], C[6], C[11]
+    """Run every event due by ``elapsed`` in time order (as ApisController.wake).  The state's
+    arrays are taken out of their tuples once here (see the note on negotiation)."""
+    held, TI, TF, fv, iv, DF, DI, NF, NI = C[2], C[3], C[4], C[5], C[6], C[9], C[10], C[11], \
+        C[15]
+    NA, NP, rank, free, ticks, keys, units = C[16], C[17], C[18], C[19], C[20], C[24], C[25]
+    phases, hk_done, hk_s = C[7], C[8], P[HK_S]
+    sl_start, sl_end, rq_type, rq_point, rq_pair = S[0], S[1], S[5], S[7], S[8]
+    ac_has, ac_point, ac_pair, strategies = S[9], S[11], S[12], S[14]
     iv[PROCESSED_GM] = 0
     now = elapsed + _EPS
     vg = E[17]
     vg_max = vg.max() if vg.shape[0] else 0.0
     while True:
-        if _stale(C[6]):
+        if _stale(iv):
             _table(elapsed, E, C, S, P, PI)
         due, kind, which = np.inf, 3, -1
         for m in range(iv[N_NEGS]):
             if NF[m, 0] <= now and NF[m, 0] < due:
                 due, kind = NF[m, 0], 0
-        t, i = _next_ask(C, P)
+        t, i = _next_ask(fv, iv, keys, units, ticks, phases, hk_done, hk_s)
         if t <= now and (t < due or (t == due and kind > 1)):
             due, kind, which = t, 1, i
-        gm = _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI)
+        gm = _next_gm(fv, iv, DF, DI, TF, P, PI)
         if gm <= now and gm < due:
             due, kind = gm, 2
         if kind == 3:
             break
         fv[CLOCK] = due
         iv[EVENTS] += 1
-        if kind == 0:
-            _end_negotiations(due, elapsed, E, C, S, P, PI, rng)
+        if kind == 0:  # every negotiation ending by then, by (due, requester id)
+            m = _first_due(due, iv, NF, NI, rank)
+            while m >= 0:
+                if _stale(iv):
+                    _table(elapsed, E, C, S, P, PI)
+                _conclude(m, held, TI, iv, NF, NI, NA, NP, DF, DI, sl_start, sl_end, strategies,
+                          P, PI, rng)
+                _dispose(m, iv, NF, NI, free)
+                m = _first_due(due, iv, NF, NI, rank)
         elif kind == 1:
-            _ask(which, due, elapsed, C, S, P, PI)
-            _asked(C, P)
+            _ask(which, due, elapsed, hk_done, ticks, iv, TI, NF, NI, NA, NP, free, sl_start,
+                 sl_end, rq_type, rq_point, rq_pair, ac_has, ac_point, ac_pair, P, PI)
+            _asked(fv, iv, keys, units, ticks, phases, hk_done, hk_s)
         else:
             _gm_tick(due, vg_max, C, P, PI)
     fv[CLOCK] = elapsed
@@ -884,32 +897,32 @@ def _control(elapsed, previous, step, E, C, S, P, PI, rng):  # pragma: no cover 
     fv[WOKEN_AT] = elapsed
 
 
-@njit(cache=True)
-def _quiet(elapsed, previous, C, S, P, PI):  # pragma: no cover - compiled
+@njit(cache=True, inline="always")  # per step: arrays one by one (see negotiation)
+def _quiet(elapsed, previous, fv, iv, NF, DF, DI, TF, sl_start, sl_end, P,
+           PI):  # pragma: no cover - compiled
     """Whether the wake-up at ``elapsed`` would find nothing to do: woken one step ago, every
     unit in its band, the same slot, no unit with a chance, no negotiation ending and no Grid
     Master tick that can change something by now."""
-    fv, iv, NF = C[5], C[6], C[11]
     if fv[WOKEN_AT] != previous or iv[TRIPPED] or iv[TABLE_VERSION] != iv[VERSION] or \
             iv[N_CHANCE] > 0:
         return False
     now = elapsed + _EPS
-    if slot_at(elapsed, P[START_OF_DAY], S[0], S[1]) != iv[TABLE_SLOT]:
+    if slot_at(elapsed, P[START_OF_DAY], sl_start, sl_end) != iv[TABLE_SLOT]:
         return False
     for m in range(iv[N_NEGS]):
         if NF[m, 0] <= now:
             return False
-    return _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI) > now
+    return _next_gm(fv, iv, DF, DI, TF, P, PI) > now
 
 
-@njit(cache=True)
-def _quiet_steps(k, n_steps, step0, dt, E, C, S, P, PI):  # pragma: no cover - compiled
+@njit(cache=True, inline="always")
+def _quiet_steps(k, n_steps, step0, dt, grid, fv, iv, NF, DF, DI, TF, P,
+                 PI):  # pragma: no cover - compiled
     """How many steps from step k on may run before the next wake-up that can find work
     (1 when the next one may: a unit with a chance, a rising grid)."""
-    iv, NF = C[6], C[11]
-    if iv[N_CHANCE] > 0 or not np.isnan(E[21][1]) or iv[TABLE_VERSION] != iv[VERSION]:
+    if iv[N_CHANCE] > 0 or not np.isnan(grid[1]) or iv[TABLE_VERSION] != iv[VERSION]:
         return 1
-    event = _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI)
+    event = _next_gm(fv, iv, DF, DI, TF, P, PI)
     for m in range(iv[N_NEGS]):
         event = min(event, NF[m, 0])
     steps = n_steps - k
@@ -920,24 +933,14 @@ def _quiet_steps(k, n_steps, step0, dt, E, C, S, P, PI):  # pragma: no cover - c
     return steps
 
 
-@njit(cache=True)
-def _quiet_block(k, limit, step0, dt, solar, load_j, load_f, E, C, S, P):  # pragma: no cover
-    """Up to ``limit`` steps from step k whose wake-ups (but the first) find nothing to do:
-    stops after a step that takes a unit out of its band, or before a wake-up in another
-    slot.  Returns (steps run, whether a band was left)."""
-    iv = C[6]
-    _watched(E, C, S, P)
-    size = limit
-    for j in range(1, limit):  # the wake-ups skipped must stay in the slot
-        if slot_at((step0 + k + j) * dt, P[START_OF_DAY], S[0], S[1]) != iv[TABLE_SLOT]:
-            size = j
-            break
-    ran, left = run_steps_until(dt, solar[k:k + size], load_j[k:k + size],
-                                load_f[k:k + size], E[4], E[5], E[6], E[19], E[20], E[1],
-                                E[7], E[8], E[9], E[10], E[11], E[12], E[22])
-    iv[BLOCKS] += 1
-    iv[PHYSICS_STEPS] += ran
-    return ran, left
+@njit(cache=True, inline="always")
+def _in_slot(k, limit, step0, dt, iv, sl_start, sl_end, P):  # pragma: no cover - compiled
+    """How many of ``limit`` steps from step k have their wake-ups in the table's slot (the
+    wake-ups skipped in a block must stay in it)."""
+    for j in range(1, limit):
+        if slot_at((step0 + k + j) * dt, P[START_OF_DAY], sl_start, sl_end) != iv[TABLE_SLOT]:
+            return j
+    return limit
 
 
 @njit(cache=True)
@@ -945,10 +948,15 @@ def advance(step0, n_steps, solar, load_j, load_f, E, C, S, P, PI, rng,
             fin_room):  # pragma: no cover - compiled
     """Wake and step ``n_steps`` times from step ``step0``; stops early (returning the steps
     run) when fewer than ``fin_room`` rows are left for finished deals.  Stretches of steps
-    whose wake-ups would find nothing to do run as one block of physics."""
+    whose wake-ups would find nothing to do run as one block of physics: up to the next
+    wake-up that can find work, stopping after a step that takes a unit out of its band."""
     dt = E[0]
-    fv, iv, FF = C[5], C[6], C[13]
+    TF, fv, iv, DF, DI, NF, FF = C[4], C[5], C[6], C[9], C[10], C[11], C[13]
+    sl_start, sl_end = S[0], S[1]
     grid = E[21]
+    load_kw, house, pv_gain, wg, dcdc_loss, p = E[4], E[5], E[6], E[19], E[20], E[1]
+    energy, capacity, bypass, ac_charge, out, ledger, bands = E[7], E[8], E[9], E[10], \
+        E[11], E[12], E[22]
     k = 0
     while k < n_steps:
         elapsed = (step0 + k) * dt
@@ -957,17 +965,25 @@ def advance(step0, n_steps, solar, load_j, load_f, E, C, S, P, PI, rng,
             if iv[TRIPPED] and fv[WOKEN_AT] == previous:
                 # a unit left its band: its role may have changed, perhaps to nothing new
                 iv[TRIPPED], iv[TABLE_VERSION] = 0, -1
-                if _stale(C[6]):
+                if _stale(iv):
                     _table(elapsed, E, C, S, P, PI)
-            if _quiet(elapsed, previous, C, S, P, PI):
+            if _quiet(elapsed, previous, fv, iv, NF, DF, DI, TF, sl_start, sl_end, P, PI):
                 # what the wake-up would leave: the clock now, the promise one instant on
                 fv[CLOCK], fv[PROMISED], fv[WOKEN_AT] = elapsed, elapsed + _EPS, elapsed
             else:
                 if FF.shape[0] - iv[N_FIN] < fin_room:
                     return k
                 _control(elapsed, previous, dt, E, C, S, P, PI, rng)
-        steps = _quiet_steps(k, n_steps, step0, dt, E, C, S, P, PI)
-        ran, left = _quiet_block(k, steps, step0, dt, solar, load_j, load_f, E, C, S, P)
+        steps = _quiet_steps(k, n_steps, step0, dt, grid, fv, iv, NF, DF, DI, TF, P, PI)
+        if iv[WATCH_TABLE] != iv[TABLES]:  # the bands of a new table
+            _watched(E, C, S, P)
+        size = _in_slot(k, steps, step0, dt, iv, sl_start, sl_end, P)
+        ran, left = run_steps_until(dt, solar[k:k + size], load_j[k:k + size],
+                                    load_f[k:k + size], load_kw, house, pv_gain, wg,
+                                    dcdc_loss, p, energy, capacity, bypass, ac_charge, out,
+                                    ledger, bands)
+        iv[BLOCKS] += 1
+        iv[PHYSICS_STEPS] += ran
         iv[TRIPPED] = 1 if left else 0
         if ran > 1:  # the wake-ups skipped inside the block
             last = (step0 + k + ran - 1) * dt

@@ -41,19 +41,29 @@ def params_vector(settings: object) -> np.ndarray:
     return np.array([float(getattr(settings, name)) for name in P], dtype=np.float64)
 
 
-@njit(cache=True, nogil=True, inline="always")  # a call would count references
-def _load_w(load_kw, h, j, f):  # pragma: no cover - compiled
-    """House h's load [W] at sample j, interpolated with weight f toward the next (the last
-    sample's next is the first: the year wraps)."""
-    j1 = j + 1 if j + 1 < load_kw.shape[1] else 0
-    return 1000.0 * (load_kw[h, j] + f * (load_kw[h, j1] - load_kw[h, j]))
+@njit(cache=True, nogil=True, inline="always")
+def _next_sample(j, n_samples):  # pragma: no cover - compiled
+    return j + 1 if j + 1 < n_samples else 0
 
 
-@njit(cache=True, nogil=True, inline="always")  # a call would count references
+@njit(cache=True, nogil=True, inline="always")
+def _between(here, there, f):  # pragma: no cover - compiled
+    """A load [W] from two samples [kW] and the weight f toward the second."""
+    return 1000.0 * (here + f * (there - here))
+
+
+@njit(cache=True, nogil=True)
+def _params(p):  # pragma: no cover - compiled
+    """The parameter vector as a tuple of floats: passed to the per-step function without
+    an array, so that no reference is counted per unit and step (a third of the time)."""
+    return (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12])
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _unit_step(hours, p, e, cap, byp, acc, pv, load, wg, dcdc_loss):  # pragma: no cover
     """One unit's step of ``hours`` [h] from stored energy ``e`` [Wh] with PV ``pv`` and load
     ``load`` [W], grid power ``wg`` [W]: the new (e, bypass, AC charging) and the step's
-    pv, load, p2, flow, acloss, dcloss, wasted [W]."""
+    pv, load, p2, flow, acloss, dcloss, wasted [W].  ``p`` is :func:`_params`' tuple."""
     # 1. UPS state from the state of charge at the start of the step
     rsoc = 100.0 * e / cap
     if rsoc <= p[9]:  # UPS_TRIGGER_BATT_OFF
@@ -111,6 +121,8 @@ def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_lo
     n_units = energy.shape[0]
     n_steps = solar_w.shape[0]
     hours = dt / 3600.0
+    pp = _params(p)
+    n_samples = load_kw.shape[1]
     for i in prange(n_units):
         e, cap, h = energy[i], capacity[i], house[i]
         byp, acc = bypass[i], ac_charge[i]
@@ -119,9 +131,11 @@ def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_lo
         e_lo, e_hi = watch[i, 0], watch[i, 1]
         tripped = n_steps + 1
         for k in range(n_steps):
+            j = load_j[k]
+            load_w = _between(load_kw[h, j], load_kw[h, _next_sample(j, n_samples)], load_f[k])
             e, byp, acc, pv, load, p2, flow, acloss, dcloss, wasted = _unit_step(
-                hours, p, e, cap, byp, acc, pv_gain[i] * solar_w[k],
-                _load_w(load_kw, h, load_j[k], load_f[k]), wg[i], dcdc_loss[i])
+                hours, pp, e, cap, byp, acc, pv_gain[i] * solar_w[k], load_w, wg[i],
+                dcdc_loss[i])
             if tripped > n_steps and (e < e_lo or e > e_hi):
                 tripped = k + 1
             s_pv += pv
@@ -157,13 +171,17 @@ def run_steps_until(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dc
     where one unit's steps wait on each other."""
     n_units, n_steps = energy.shape[0], solar_w.shape[0]
     hours = dt / 3600.0
+    pp = _params(p)
+    n_samples = load_kw.shape[1]
     sums = np.zeros((n_units, 6))  # pv, load, p2, wasted, acloss, dcloss [W·steps]
     ran, left = n_steps, False
     for k in range(n_steps):
+        j, j1, f = load_j[k], _next_sample(load_j[k], n_samples), load_f[k]
         for i in range(n_units):
+            h = house[i]
             e, byp, acc, pv, load, p2, flow, acloss, dcloss, wasted = _unit_step(
-                hours, p, energy[i], capacity[i], bypass[i], ac_charge[i],
-                pv_gain[i] * solar_w[k], _load_w(load_kw, house[i], load_j[k], load_f[k]),
+                hours, pp, energy[i], capacity[i], bypass[i], ac_charge[i],
+                pv_gain[i] * solar_w[k], _between(load_kw[h, j], load_kw[h, j1], f),
                 wg[i], dcdc_loss[i])
             energy[i], bypass[i], ac_charge[i] = e, byp, acc
             out[i, 0], out[i, 1], out[i, 2], out[i, 3] = pv, load, p2, flow
