@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import numba
 import pytest
 
 distributed = pytest.importorskip("distributed")
@@ -185,21 +186,23 @@ def _worker_setup(dask_worker) -> dict:
     """In a worker: what the sweep's WORKER_CONFIG changes."""
     return {"profiler": "profile" in dask_worker.periodic_callbacks,
             "malloc_trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            "numba_threads": numba.config.NUMBA_NUM_THREADS,
             "tick_ms": dask_worker.periodic_callbacks["tick"].callback_time}
 
 
 def test_the_local_clusters_workers_are_ready_for_runs(sweep_data, tmp_path, monkeypatch):
-    """The sweep's own LocalCluster: no statistical profiler, glibc's own malloc settings and
-    a once-a-second event-loop tick in its workers; after the warm-up every compiled function
-    a run calls is loaded, so a worker's first run (with and without a controller) loads or
-    compiles nothing and costs what a later one does."""
+    """The sweep's own LocalCluster: no statistical profiler, glibc's own malloc settings, one
+    numba thread and a once-a-second event-loop tick in its workers; after the warm-up every
+    compiled function a run calls is loaded, so a worker's first run (with and without a
+    controller) loads or compiles nothing and costs what a later one does."""
     # a default LocalCluster started earlier in this process leaves Dask's value here
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     out = tmp_path / "sweep"
     (out / "runs").mkdir(parents=True)
     with local_cluster(1) as cluster, distributed.Client(cluster) as dask_client:
         (setup,) = dask_client.run(_worker_setup).values()
-        assert setup == {"profiler": False, "malloc_trim": None, "tick_ms": 1000}
+        assert setup == {"profiler": False, "malloc_trim": None, "numba_threads": 1,
+                         "tick_ms": 1000}
         dask_client.run(check_worker, str(out / "runs"))
         (warm,) = dask_client.run(_signatures).values()
         table = records(run_sweep(two_by_two(sweep_data), out, client=dask_client))

@@ -113,7 +113,7 @@ def _table(elapsed, E, C, S, P, PI):  # pragma: no cover - compiled
             TI[i, ACC_C] = ac_limit[s, k, 0] - r
         if ac_has[s, k, 1]:
             TI[i, ACC_D] = r - ac_limit[s, k, 1]
-    _chances(s, C, S, PI)
+    _chances(s, TI, S[8], S[9], S[11], S[12], S[13], PI)
     iv[TABLE_VERSION] = iv[VERSION]
     iv[TABLES] += 1
     iv[TABLE_SLOT] = s
@@ -123,28 +123,16 @@ def _table(elapsed, E, C, S, P, PI):  # pragma: no cover - compiled
         if TI[i, CHANCE]:
             chance[iv[N_CHANCE]] = i
             iv[N_CHANCE] += 1
-    _heap_build(C, P)
+    _heap_build(C[5], iv, C[24], C[25], C[20], C[7], C[8], chance, P[HK_S])
 
 
 @njit(cache=True)
-def _watched(E, C, S, P):  # pragma: no cover - compiled
-    """The engine's energy bands of the table now, made once per table (only a block of
-    physics needs them)."""
-    iv = C[6]
-    if iv[WATCH_TABLE] != iv[TABLES]:
-        _watch(iv[TABLE_SLOT], E[22], E[8], C, S, P)
-        iv[WATCH_TABLE] = iv[TABLES]
-
-
-@njit(cache=True)
-def _watch(s, watch, capacity, C, S, P):  # pragma: no cover - compiled
+def _watch(s, watch, capacity, nominal, TI, iv, DI, soc_lo, soc_hi, marks, n_marks, lows,
+           highs, P):  # pragma: no cover - compiled
     """The engine's energy band per unit (kernel.energy_band): for a free unit the R within
     which it enters no role that could complete a pair (ApisController._watch_pair, with no
     pair now); the rsoc within which no running deal must be forced to stop."""
-    nominal, TI, iv, DI = C[0], C[3], C[6], C[10]
-    marks, n_marks, lows, highs = S[15], S[16], S[17], S[18]
     n = TI.shape[0]
-    soc_lo, soc_hi = C[22][2], C[22][3]
     soc_lo[:], soc_hi[:] = -np.inf, np.inf
     for d in range(iv[N_DEALS]):
         if DI[d, STATE] == STARTED_STATE:
@@ -165,9 +153,9 @@ def _watch(s, watch, capacity, C, S, P):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _chances(s, C, S, PI):  # pragma: no cover - compiled
+def _chances(s, TI, rq_pair, ac_has, ac_point, ac_pair, has_pairs,
+             PI):  # pragma: no cover - compiled
     """TI[:, CHANCE]: a unit whose request would find at least one accept now."""
-    TI = C[3]
     n = TI.shape[0]
     minimum = max(PI[AMOUNT_MIN], 0)
     for kind in (1, 2):
@@ -179,8 +167,8 @@ def _chances(s, C, S, PI):  # pragma: no cover - compiled
         for i in range(n):
             if not (TI[i, FREE] and TI[i, RTYPE] == kind and TI[i, RAMOUNT] > minimum):
                 continue
-            if S[13][s]:  # the slot names partners: look at each accept
-                TI[i, CHANCE] = 1 if _accepts(i, s, TI, S[8], S[9], S[11], S[12],
+            if has_pairs[s]:  # the slot names partners: look at each accept
+                TI[i, CHANCE] = 1 if _accepts(i, s, TI, rq_pair, ac_has, ac_point, ac_pair,
                                               PI[AMOUNT_MIN], None, None) > 0 else 0
             else:
                 self_gives = 1 if (TI[i, FREE] and TI[i, column] > PI[AMOUNT_MIN]) else 0
@@ -244,16 +232,16 @@ def _hk_tick(phase, done, since, period):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _heap_build(C, P):  # pragma: no cover - compiled
+def _heap_build(fv, iv, keys, units, ticks, phases, hk_done, chance,
+                period):  # pragma: no cover - compiled
     """The units with a chance as a min-heap of (next House-Keeping tick, unit) in C[24],
     C[25]: the next asking unit in O(log N) per event instead of a scan of them all."""
-    fv, iv, keys, units = C[5], C[6], C[24], C[25]
-    ticks, phases, hk_done, since = C[20], C[7], C[8], fv[CLOCK]
+    since = fv[CLOCK]
     n = iv[N_CHANCE]
     for c in range(n):
-        i = C[21][c]
+        i = chance[c]
         if ticks[i] < since:  # as _next_hk (which would count references to 3 arrays)
-            ticks[i] = _hk_tick(phases[i], hk_done[i], since, P[HK_S])
+            ticks[i] = _hk_tick(phases[i], hk_done[i], since, period)
         units[c], keys[c] = i, ticks[i]
     iv[HEAP_N] = n
     for k in range(n // 2 - 1, -1, -1):
@@ -867,8 +855,9 @@ def _amount_tick(d, gm_last, DF, DI, P):  # pragma: no cover - compiled
     reach = DF[d, BASE_T] + (DI[d, DEAL_WH] - DF[d, BASE0]) * 3600.0 / DF[d, RATE0]
     k = max(0, math.floor((reach - first) / period) - 1)
     t = first + k * period
-    while _energy_at(d, t, DF)[0] <= DI[d, DEAL_WH]:
-        t += period
+    base_t, base, rate, cum = DF[d, BASE_T], DF[d, BASE0], DF[d, RATE0], DF[d, CUM]
+    while (base + rate * ((t - base_t) / 3600.0) if t >= base_t else cum) <= DI[d, DEAL_WH]:
+        t += period  # (_energy_at of a started deal, without a call per tick)
     return t
 
 
@@ -952,7 +941,8 @@ def advance(step0, n_steps, solar, load_j, load_f, E, C, S, P, PI, rng,
     wake-up that can find work, stopping after a step that takes a unit out of its band."""
     dt = E[0]
     TF, fv, iv, DF, DI, NF, FF = C[4], C[5], C[6], C[9], C[10], C[11], C[13]
-    sl_start, sl_end = S[0], S[1]
+    nominal, TI, scratch = C[0], C[3], C[22]
+    sl_start, sl_end, marks, n_marks, lows, highs = S[0], S[1], S[15], S[16], S[17], S[18]
     grid = E[21]
     load_kw, house, pv_gain, wg, dcdc_loss, p = E[4], E[5], E[6], E[19], E[20], E[1]
     energy, capacity, bypass, ac_charge, out, ledger, bands = E[7], E[8], E[9], E[10], \
@@ -976,7 +966,9 @@ def advance(step0, n_steps, solar, load_j, load_f, E, C, S, P, PI, rng,
                 _control(elapsed, previous, dt, E, C, S, P, PI, rng)
         steps = _quiet_steps(k, n_steps, step0, dt, grid, fv, iv, NF, DF, DI, TF, P, PI)
         if iv[WATCH_TABLE] != iv[TABLES]:  # the bands of a new table
-            _watched(E, C, S, P)
+            _watch(iv[TABLE_SLOT], bands, capacity, nominal, TI, iv, DI, scratch[2],
+                   scratch[3], marks, n_marks, lows, highs, P)
+            iv[WATCH_TABLE] = iv[TABLES]
         size = _in_slot(k, steps, step0, dt, iv, sl_start, sl_end, P)
         ran, left = run_steps_until(dt, solar[k:k + size], load_j[k:k + size],
                                     load_f[k:k + size], load_kw, house, pv_gain, wg,

@@ -50,6 +50,8 @@ WORKER_CONFIG: dict[str, Any] = {
     # adaptive mmap threshold off: every array over 128 kB of a run is a fresh mmap, ~30,000
     # page faults per 30-day run of 100 houses instead of ~100.  None: glibc's defaults
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # one worker per core runs one run at a time: the kernel's threads would only compete
+    "distributed.nanny.pre-spawn-environ.NUMBA_NUM_THREADS": 1,
     # the worker's event loop wakes ~65 times a second (a 20 ms tick, a 100 ms memory
     # monitor, a 500 ms system monitor), each time taking the GIL from the run: half the run
     # thread's context switches.  A run is one long task; coarser checks lose nothing
