@@ -291,16 +291,22 @@ def _next_gm(fv, iv, DF, DI, TF, P, PI):  # pragma: no cover - compiled
     """The first Grid Master tick that can change something (C[5], C[6], C[9], C[10], C[4]).
     What the deals allow is found again only when the deals, the table (rsoc) or the
     rates changed."""
-    period = P[GM_S]
-    first = fv[GM_LAST] + period
-    if first < fv[CLOCK] - _EPS:  # ticks skipped while nothing could happen
-        skipped = math.ceil((fv[CLOCK] - fv[GM_LAST]) / period - _EPS)
-        first = fv[GM_LAST] + skipped * period
+    first = _gm_first(fv[GM_LAST], fv[CLOCK], P[GM_S])
     if iv[GM_VERSION] != iv[VERSION] or iv[GM_TABLE] != iv[TABLES] or \
             iv[GM_SETTLE] != iv[SETTLES]:
         fv[GM_NEED], fv[GM_BEST] = _gm_scan(iv, DF, DI, TF, P, PI)
         iv[GM_VERSION], iv[GM_TABLE], iv[GM_SETTLE] = iv[VERSION], iv[TABLES], iv[SETTLES]
     return first if fv[GM_NEED] else fv[GM_BEST]
+
+
+@njit(cache=True)
+def _gm_first(gm_last, clock, period):  # pragma: no cover - compiled
+    """The first Grid Master tick after ``gm_last`` not before the clock (ticks skipped while
+    nothing could happen)."""
+    first = gm_last + period
+    if first < clock - _EPS:
+        first = gm_last + math.ceil((clock - gm_last) / period - _EPS) * period
+    return first
 
 
 @njit(cache=True)
@@ -504,30 +510,6 @@ def _ask(i, tick, elapsed, hk_done, ticks, iv, TI, NF, NI, NA, NP, free, sl_star
     NI[m, 0], NI[m, 1], NI[m, 2] = i, TI[i, RTYPE], TI[i, RAMOUNT]
     NI[m, 3] = rq_pair[s, TI[i, STATUS]]
     iv[N_NEGS] = m + 1
-
-
-@njit(cache=True, inline="always")
-def _first_due(due, iv, NF, NI, rank):  # pragma: no cover - compiled
-    """The negotiation that ends first by ``due`` (by due, then requester id), or −1."""
-    best = -1
-    for m in range(iv[N_NEGS]):
-        if NF[m, 0] <= due + _EPS and (best < 0 or NF[m, 0] < NF[best, 0] or (
-                NF[m, 0] == NF[best, 0] and rank[NI[m, 0]] < rank[NI[best, 0]])):
-            best = m
-    return best
-
-
-@njit(cache=True, inline="always")
-def _dispose(m, iv, NF, NI, free):  # pragma: no cover - compiled
-    """Negotiation m has ended: its row of accepts is free again, the later ones move up."""
-    iv[CONCLUSIONS] += 1
-    free[iv[N_FREE]] = NI[m, 4]
-    iv[N_FREE] += 1
-    n = iv[N_NEGS]
-    for k in range(m, n - 1):
-        NF[k, :] = NF[k + 1, :]
-        NI[k, :] = NI[k + 1, :]
-    iv[N_NEGS] = n - 1
 
 
 @njit(cache=True, inline="always")
@@ -741,17 +723,32 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     now = elapsed + _EPS
     vg = E[17]
     vg_max = vg.max() if vg.shape[0] else 0.0
+    gm_s = P[GM_S]
+    # The choice of the next event is written out, not called: an inlined call counts a
+    # reference to each array it takes, and this runs some 5 million times a year.
     while True:
-        if _stale(iv):
+        if iv[TABLE_VERSION] != iv[VERSION]:  # _stale
             _table(elapsed, E, C, S, P, PI)
         due, kind, which = np.inf, 3, -1
         for m in range(iv[N_NEGS]):
             if NF[m, 0] <= now and NF[m, 0] < due:
                 due, kind = NF[m, 0], 0
-        t, i = _next_ask(fv, iv, keys, units, ticks, phases, hk_done, hk_s)
-        if t <= now and (t < due or (t == due and kind > 1)):
-            due, kind, which = t, 1, i
-        gm = _next_gm(fv, iv, DF, DI, TF, P, PI)
+        if iv[HEAP_N] > 0:  # _next_ask
+            while keys[0] < fv[CLOCK]:
+                i = units[0]
+                ticks[i] = _hk_tick(phases[i], hk_done[i], fv[CLOCK], hk_s)
+                keys[0] = ticks[i]
+                _sift_down(0, keys, units, iv[HEAP_N])
+            t = keys[0]
+            if t <= now and (t < due or (t == due and kind > 1)):
+                due, kind, which = t, 1, units[0]
+        gm = _gm_first(fv[GM_LAST], fv[CLOCK], gm_s)  # _next_gm
+        if iv[GM_VERSION] != iv[VERSION] or iv[GM_TABLE] != iv[TABLES] or \
+                iv[GM_SETTLE] != iv[SETTLES]:
+            fv[GM_NEED], fv[GM_BEST] = _gm_scan(iv, DF, DI, TF, P, PI)
+            iv[GM_VERSION], iv[GM_TABLE], iv[GM_SETTLE] = iv[VERSION], iv[TABLES], iv[SETTLES]
+        if not fv[GM_NEED]:
+            gm = fv[GM_BEST]
         if gm <= now and gm < due:
             due, kind = gm, 2
         if kind == 3:
@@ -759,18 +756,33 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
         fv[CLOCK] = due
         iv[EVENTS] += 1
         if kind == 0:  # every negotiation ending by then, by (due, requester id)
-            m = _first_due(due, iv, NF, NI, rank)
-            while m >= 0:
-                if _stale(iv):
+            while True:
+                m = -1
+                for x in range(iv[N_NEGS]):
+                    if NF[x, 0] <= due + _EPS and (m < 0 or NF[x, 0] < NF[m, 0] or (
+                            NF[x, 0] == NF[m, 0] and rank[NI[x, 0]] < rank[NI[m, 0]])):
+                        m = x
+                if m < 0:
+                    break
+                if iv[TABLE_VERSION] != iv[VERSION]:
                     _table(elapsed, E, C, S, P, PI)
                 _conclude(m, held, TI, iv, NF, NI, NA, NP, DF, DI, sl_start, sl_end, strategies,
                           P, PI, rng)
-                _dispose(m, iv, NF, NI, free)
-                m = _first_due(due, iv, NF, NI, rank)
+                iv[CONCLUSIONS] += 1
+                free[iv[N_FREE]] = NI[m, 4]  # its row of accepts is free again
+                iv[N_FREE] += 1
+                n = iv[N_NEGS]
+                for x in range(m, n - 1):
+                    NF[x, :] = NF[x + 1, :]
+                    NI[x, :] = NI[x + 1, :]
+                iv[N_NEGS] = n - 1
         elif kind == 1:
             _ask(which, due, elapsed, hk_done, ticks, iv, TI, NF, NI, NA, NP, free, sl_start,
                  sl_end, rq_type, rq_point, rq_pair, ac_has, ac_point, ac_pair, P, PI)
-            _asked(fv, iv, keys, units, ticks, phases, hk_done, hk_s)
+            # _asked: the unit's next tick takes its place at the top
+            ticks[which] = _hk_tick(phases[which], hk_done[which], fv[CLOCK], hk_s)
+            keys[0] = ticks[which]
+            _sift_down(0, keys, units, iv[HEAP_N])
         else:
             _gm_tick(due, vg_max, C, P, PI)
     fv[CLOCK] = elapsed
