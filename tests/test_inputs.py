@@ -338,3 +338,57 @@ def test_load_interpolated_between_half_hour_samples(tmp_path):
         shown.append(em.units.out[0, OUT["load"]])
     # middles of the quarters: 10:07:30, 10:22:30, 10:37:30, 10:52:30
     np.testing.assert_allclose(shown, [250.0, 750.0, 750.0, 250.0])
+
+
+# ---------------------------------------------------------------- parsed data sets kept
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A cache folder of its own, used for files of any size."""
+    from apis_emulator.inputs import dataset
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("APIS_EMULATOR_CACHE_DIR", str(folder))
+    monkeypatch.setattr(dataset, "CACHE_MIN_BYTES", 0)
+    return folder
+
+
+def test_a_parsed_data_set_is_read_back_from_the_cache(tmp_path, cache):
+    """The second load reads the arrays the first one kept (an entry changed by hand shows
+    through); an edited load file is parsed again under a new entry."""
+    directory = write_dataset(tmp_path / "ds", solar=100.0, load=0.5, households=2)
+    first = load_dataset(directory)
+    (entry,) = cache.glob("dataset-*.npz")
+    marked = first.load_kw.copy()
+    marked[1, 7] = 9.25
+    np.savez(entry, solar=first.solar, load_kw=marked)
+    assert load_dataset(directory).load_kw[1, 7] == 9.25
+    write_load(directory / "load.csv", load_array(0.75, 2))
+    again = load_dataset(directory)
+    assert np.all(again.load_kw == 0.75) and np.array_equal(again.solar, first.solar)
+    assert len(list(cache.glob("dataset-*.npz"))) == 2
+
+
+def test_a_broken_cache_entry_is_parsed_again(tmp_path, cache):
+    """A cut entry (a crash of another tool, a full disk) is no error: the files are parsed."""
+    directory = write_dataset(tmp_path / "ds", solar=100.0, load=0.5)
+    expected = load_dataset(directory)
+    (entry,) = cache.glob("dataset-*.npz")
+    entry.write_bytes(entry.read_bytes()[:100])
+    got = load_dataset(directory)
+    assert np.array_equal(got.load_kw, expected.load_kw)
+    assert np.array_equal(got.solar, expected.solar)
+    assert np.array_equal(load_dataset(directory).load_kw, expected.load_kw)  # rewritten
+
+
+def test_the_cache_is_off_with_an_empty_folder_name_and_keeps_few_entries(tmp_path, cache,
+                                                                          monkeypatch):
+    """APIS_EMULATOR_CACHE_DIR="" keeps nothing; otherwise only the most recently used
+    entries stay (no entry per temporary data set ever read)."""
+    from apis_emulator.inputs.dataset import CACHE_KEEP
+    monkeypatch.setenv("APIS_EMULATOR_CACHE_DIR", "")
+    load_dataset(write_dataset(tmp_path / "off", load=0.5))
+    assert not cache.exists()
+    monkeypatch.setenv("APIS_EMULATOR_CACHE_DIR", str(cache))
+    for k in range(CACHE_KEEP + 2):
+        load_dataset(write_dataset(tmp_path / f"ds{k}", load=0.1 * (k + 1)))
+    assert len(list(cache.glob("dataset-*.npz"))) == CACHE_KEEP
+    assert not list(cache.glob(".*.tmp"))
