@@ -90,6 +90,8 @@ class CompiledApis:
         open_per_unit = math.ceil(p.negotiation_s / p.house_keeping_s) + 1
         negotiations = n * open_per_unit + 1
         ints[cr.N_FREE] = negotiations  # every row of accepts free
+        groups = np.zeros((4, cr.N_G), dtype=np.int64)
+        groups[:, cr.G_TABLE] = -1  # none found yet
         return (nominal, member, np.zeros(n, dtype=np.int64),
                 np.zeros((n, cr.N_TI), dtype=np.int64), np.zeros(n), floats, ints,
                 np.array([c._phases[u] for u in ids]), np.full(n, -math.inf),
@@ -103,7 +105,9 @@ class CompiledApis:
                 # the units with a chance; scratch rows (currents, totals, rsoc bands), modes
                 np.zeros(n, dtype=np.int64), np.zeros((4, n)), np.zeros(n, dtype=np.int64),
                 # a heap of the units with a chance: next House-Keeping tick [s], unit
-                np.zeros(n), np.zeros(n, dtype=np.int64))
+                np.zeros(n), np.zeros(n, dtype=np.int64),
+                # the accepts' best ranks per request kind and strategy (compiled_rules._groups)
+                np.zeros((4, 2, n), dtype=np.int64), groups, np.zeros((4, 2, 2)))
 
     def _args(self) -> tuple[Any, ...]:
         return (self._engine, self._state, self._scenario, self._policy, self._policy_int,

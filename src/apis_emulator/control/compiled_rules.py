@@ -46,8 +46,14 @@ N_I = 27
 COUNTERS = ("WAKES", "EVENTS", "ASKS", "CONCLUSIONS", "GM_TICKS", "TABLES", "BLOCKS",
             "PHYSICS_STEPS")
 # negotiation columns: floats (NF: due, point) and integers (NI: requester, type, amount, pair,
-# row of its accepts in NA/NP, a row the negotiation holds until it ends: no n-wide rows move)
-N_NI = 5
+# row of its accepts in NA/NP, a row the negotiation holds until it ends: no n-wide rows move;
+# whether the row holds the chosen few (GROUPED) or every unit's accept)
+N_NI = 6
+GROUPED = 5
+# the accepts' best ranks per table (request kind × strategy): counts of the best and the
+# second-best group, the table they were found for, its slot, how many units accept at all
+G_N1, G_N2, G_TABLE, G_SLOT, G_GIVING = range(5)
+N_G = 5
 # policy: floats (P) and integers (PI)
 (HK_S, NEG_S, GM_S, DEAL_CURRENT, SUM_MAX, GRID_V, GRID_V_MAX, ALLOWANCE, RAMP_TIMEOUT_S,
  LOWER_RSOC, UPPER_RSOC, VR_SIDE_CHARGE, REF_SIDE_CHARGE, GRID_CURRENT_CAPACITY, START_OF_DAY,
@@ -486,10 +492,84 @@ def _start(d, tick, C):  # pragma: no cover - compiled
 # ---------------------------------------------------------------------- negotiation
 # The functions run per event take the arrays they use one by one: numba counts a reference
 # to every array of a state tuple at each call (≈ 70 for E, C and S), a third of the time.
+@njit(cache=True)
+def _offers(i, s, strategy, point, TI, ac_has, ac_point, iv, GU, GI, GF, units, amounts,
+            amount_min):  # pragma: no cover - compiled
+    """The accepts unit i's request gets in a slot that names no partners, reduced to what
+    the requester's choice (_choose) can pick: how many units accept (0: no negotiation),
+    and into ``units``/``amounts`` the count and the units of the best rank with their
+    amounts (none when the price rules them out).  The ranks of the table are found once
+    (_groups); a request costs the length of its tie, not a scan of every unit."""
+    kind = TI[i, RTYPE]
+    q = (kind - 1) * 2 + strategy
+    if GI[q, G_TABLE] != iv[TABLES] or GI[q, G_SLOT] != s:
+        _groups(q, kind, strategy, s, TI, ac_has, ac_point, amount_min, GU, GI, GF)
+        GI[q, G_TABLE] = iv[TABLES]
+    column, side = (ACC_D, 1) if kind == 1 else (ACC_C, 0)
+    k = TI[i, STATUS]
+    gives = TI[i, FREE] and TI[i, column] > amount_min and k >= 0 and ac_has[s, k, side]
+    found = GI[q, G_GIVING] - (1 if gives else 0)
+    units[0] = 0
+    if found == 0 or (strategy == 1 and np.isnan(point)):
+        return found  # (no price: apis-main fails to unbox it, the negotiation ends empty)
+    g, skip = 0, -1
+    for c in range(GI[q, G_N1]):
+        if GU[q, 0, c] == i:
+            skip = i
+    if skip >= 0 and GI[q, G_N1] == 1:
+        g, skip = 1, -1  # the requester alone has the best rank: the next one
+    count = GI[q, G_N1] if g == 0 else GI[q, G_N2]
+    if strategy == 1:
+        p = -GF[q, g, 0] if kind == 1 else GF[q, g, 0]
+        if count == 0 or (kind == 1 and p > point) or (kind != 1 and p < point):
+            return found  # the best price is beyond the limit: so is every other
+    for c in range(count):
+        j = GU[q, g, c]
+        if j != skip:
+            units[0] += 1
+            units[units[0]], amounts[units[0]] = j, TI[j, column]
+    return found
+
+
+@njit(cache=True)
+def _groups(q, kind, strategy, s, TI, ac_has, ac_point, amount_min, GU, GI,
+            GF):  # pragma: no cover - compiled
+    """The units that accept a request of ``kind`` in slot s, by the rank of _key (without
+    the requester's price, which only cuts ranks off): the best and the second-best rank
+    and who holds each, in unit order; how many accept."""
+    column, side = (ACC_D, 1) if kind == 1 else (ACC_C, 0)
+    n1 = n2 = giving = 0
+    b1 = b2 = c1 = c2 = 0.0
+    for j in range(TI.shape[0]):
+        k = TI[j, STATUS]
+        if not TI[j, FREE] or TI[j, column] <= amount_min or k < 0 or not ac_has[s, k, side]:
+            continue
+        giving += 1
+        ok, k1, k2 = _key(TI[j, column], ac_point[s, k, side], j, _NONE, strategy, kind == 1,
+                          np.nan)
+        if not ok:
+            continue
+        if n1 == 0 or k1 > b1 or (k1 == b1 and k2 > b2):  # a new best: the old one is next
+            for c in range(n1):
+                GU[q, 1, c] = GU[q, 0, c]
+            n2, c1, c2 = n1, b1, b2
+            GU[q, 0, 0], n1, b1, b2 = j, 1, k1, k2
+        elif k1 == b1 and k2 == b2:
+            GU[q, 0, n1] = j
+            n1 += 1
+        elif n2 == 0 or k1 > c1 or (k1 == c1 and k2 > c2):
+            GU[q, 1, 0], n2, c1, c2 = j, 1, k1, k2
+        elif k1 == c1 and k2 == c2:
+            GU[q, 1, n2] = j
+            n2 += 1
+    GI[q, G_N1], GI[q, G_N2], GI[q, G_SLOT], GI[q, G_GIVING] = n1, n2, s, giving
+    GF[q, 0, 0], GF[q, 0, 1], GF[q, 1, 0], GF[q, 1, 1] = b1, b2, c1, c2
+
+
 @njit(cache=True, inline="always")
 def _ask(i, tick, elapsed, hk_done, ticks, iv, TI, NF, NI, NA, NP, free, sl_start, sl_end,
-         rq_type, rq_point, rq_pair, ac_has, ac_point, ac_pair, P,
-         PI):  # pragma: no cover - compiled
+         rq_type, rq_point, rq_pair, ac_has, ac_point, ac_pair, has_pairs, strategies, GU, GI,
+         GF, P, PI):  # pragma: no cover - compiled
     """House-Keeping of unit i: its request goes out with every accept it gets now."""
     hk_done[i] = tick
     iv[ASKS] += 1
@@ -501,12 +581,20 @@ def _ask(i, tick, elapsed, hk_done, ticks, iv, TI, NF, NI, NA, NP, free, sl_star
     if m >= NA.shape[0]:
         raise ValueError("more open negotiations than the compiled rules hold")
     row = free[iv[N_FREE] - 1]  # a free row of accepts
-    if _accepts(i, s, TI, rq_pair, ac_has, ac_point, ac_pair, PI[AMOUNT_MIN], NA[row],
-                NP[row]) == 0:
+    point = rq_point[s, TI[i, STATUS]]
+    grouped = not has_pairs[s]
+    if grouped:  # the choice is the best rank's: known now, drawn among ties at the end
+        ends = slot_at(tick + P[NEG_S], P[START_OF_DAY], sl_start, sl_end)
+        strategy = strategies[ends] if ends >= 0 else 0
+        if _offers(i, s, strategy, point, TI, ac_has, ac_point, iv, GU, GI, GF, NA[row],
+                   NP[row], PI[AMOUNT_MIN]) == 0:
+            return
+    elif _accepts(i, s, TI, rq_pair, ac_has, ac_point, ac_pair, PI[AMOUNT_MIN], NA[row],
+                  NP[row]) == 0:
         return
     iv[N_FREE] -= 1
-    NI[m, 4] = row
-    NF[m, 0], NF[m, 1] = tick + P[NEG_S], rq_point[s, TI[i, STATUS]]
+    NI[m, 4], NI[m, GROUPED] = row, grouped
+    NF[m, 0], NF[m, 1] = tick + P[NEG_S], point
     NI[m, 0], NI[m, 1], NI[m, 2] = i, TI[i, RTYPE], TI[i, RAMOUNT]
     NI[m, 3] = rq_pair[s, TI[i, STATUS]]
     iv[N_NEGS] = m + 1
@@ -520,12 +608,20 @@ def _conclude(m, held, TI, iv, NF, NI, NA, NP, DF, DI, sl_start, sl_end, strateg
     requester = NI[m, 0]
     if not TI[requester, FREE]:
         return
-    s = slot_at(NF[m, 0], P[START_OF_DAY], sl_start, sl_end)
-    strategy = strategies[s] if s >= 0 else 0
-    other = _choose(m, strategy, NF, NI, NA, NP, rng)
-    if other < 0:
-        return
-    accepted = NA[NI[m, 4], other]
+    row = NI[m, 4]
+    if NI[m, GROUPED]:
+        ties = NA[row, 0]
+        if ties == 0:
+            return
+        pick = 0 if ties == 1 else rng.integers(0, ties)  # as _choose draws among ties
+        other, accepted = NA[row, 1 + pick], np.int64(NP[row, 1 + pick])
+    else:
+        s = slot_at(NF[m, 0], P[START_OF_DAY], sl_start, sl_end)
+        strategy = strategies[s] if s >= 0 else 0
+        other = _choose(m, strategy, NF, NI, NA, NP, rng)
+        if other < 0:
+            return
+        accepted = NA[row, other]
     amount = min(NI[m, 2], accepted, PI[AMOUNT_MAX])
     amount = (amount // PI[AMOUNT_UNIT]) * PI[AMOUNT_UNIT]
     if amount < PI[AMOUNT_MIN]:
@@ -718,7 +814,8 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
     NA, NP, rank, free, ticks, keys, units = C[16], C[17], C[18], C[19], C[20], C[24], C[25]
     phases, hk_done, hk_s = C[7], C[8], P[HK_S]
     sl_start, sl_end, rq_type, rq_point, rq_pair = S[0], S[1], S[5], S[7], S[8]
-    ac_has, ac_point, ac_pair, strategies = S[9], S[11], S[12], S[14]
+    ac_has, ac_point, ac_pair, has_pairs, strategies = S[9], S[11], S[12], S[13], S[14]
+    GU, GI, GF = C[26], C[27], C[28]
     iv[PROCESSED_GM] = 0
     now = elapsed + _EPS
     vg = E[17]
@@ -778,7 +875,8 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
                 iv[N_NEGS] = n - 1
         elif kind == 1:
             _ask(which, due, elapsed, hk_done, ticks, iv, TI, NF, NI, NA, NP, free, sl_start,
-                 sl_end, rq_type, rq_point, rq_pair, ac_has, ac_point, ac_pair, P, PI)
+                 sl_end, rq_type, rq_point, rq_pair, ac_has, ac_point, ac_pair, has_pairs,
+                 strategies, GU, GI, GF, P, PI)
             # _asked: the unit's next tick takes its place at the top
             ticks[which] = _hk_tick(phases[which], hk_done[which], fv[CLOCK], hk_s)
             keys[0] = ticks[which]
