@@ -192,3 +192,22 @@ def test_energy_bands_stop_the_kernel_never_late(nominal, capacity, fill, r_lo, 
                  soc_lo * capacity / 100.0, soc_hi * capacity / 100.0]
         if min(abs(energy - e) for e in edges) > 1e-6:
             assert lo <= energy <= hi
+
+
+@pytest.mark.parametrize("strategy", ["amount", "pointAndAmount"])
+def test_ties_among_accepts_are_drawn_as_the_python_controller_draws(tmp_path, strategy):
+    """Seven identical full units and one short one: every request meets a tie of equal
+    accepts (the compiled rules keep only the tie, the Python controller ranks them all),
+    and the seed's draws pick the same partners; two seeds pick differently."""
+    logs = []
+    for seed in (3, 4):
+        c = {"seed": seed, "units": 8, "rsoc": (20.0,) + (90.0,) * 7, "pv": [0.0] * 8,
+             "sun": "none", "sun_w": 300.0, "load_kw": [0.3, 0.3, 0.3], "evening": False,
+             "days": 1, "time_scale": 1.0, "large": [], "amounts": (50, 50, 50),
+             "current_a": 1.0, "vr_side": "chargeUnit", "strategy": strategy}
+        compiled = run(*build(c), 0.5, tmp_path / f"c{seed}", compiled=True)
+        assert compiled == run(*build(c), 0.5, tmp_path / f"p{seed}", compiled=False)
+        rows = list(csv.DictReader(compiled.decode().splitlines()))
+        assert len({r["discharge_unit"] for r in rows}) > 1  # the draws spread the deals
+        logs.append([r["discharge_unit"] for r in rows])
+    assert logs[0] != logs[1]
