@@ -40,12 +40,14 @@ GM_LAST, CLOCK, PROMISED, DAY_IN, DAY_OUT, DAY_DEALS, WOKEN_AT, GM_NEED, GM_BEST
 N_F = 9
 (COUNT, MASTER, VR, PROCESSED_GM, VERSION, N_DEALS, N_NEGS, N_FIN, TABLE_VERSION, TABLE_SLOT,
  N_CHANCE, TRIPPED, WAKES, TABLES, BLOCKS, PHYSICS_STEPS, N_FREE, EVENTS, ASKS, CONCLUSIONS,
- GM_TICKS, WATCH_TABLE, SETTLES, GM_VERSION, GM_TABLE, GM_SETTLE, HEAP_N) = range(27)
-N_I = 27
+ GM_TICKS, WATCH_TABLE, SETTLES, GM_VERSION, GM_TABLE, GM_SETTLE, HEAP_N, NEG_HEAD) = range(28)
+N_I = 28
 #: counters of the work done (bench/sharing_year.py prints them)
 COUNTERS = ("WAKES", "EVENTS", "ASKS", "CONCLUSIONS", "GM_TICKS", "TABLES", "BLOCKS",
             "PHYSICS_STEPS")
-# negotiation columns: floats (NF: due, point) and integers (NI: requester, type, amount, pair,
+# Open negotiations are a ring in NF/NI from row iv[NEG_HEAD], iv[N_NEGS] long, by due time
+# (asks come in time order): the first to end is at the head, and one ends without moving the
+# others.  Columns: floats (NF: due, point) and integers (NI: requester, type, amount, pair,
 # row of its accepts in NA/NP, a row the negotiation holds until it ends: no n-wide rows move;
 # whether the row holds the chosen few (GROUPED) or every unit's accept)
 N_NI = 6
@@ -337,9 +339,7 @@ def _gm_scan(iv, DF, DI, TF, P, PI):  # pragma: no cover - compiled
 def _earliest(C, P, PI):  # pragma: no cover - compiled
     """The plan's wake-up: the next negotiation end, Grid Master or House-Keeping tick."""
     iv, NF = C[6], C[11]
-    best = np.inf
-    for m in range(iv[N_NEGS]):
-        best = min(best, NF[m, 0])
+    best = NF[iv[NEG_HEAD], 0] if iv[N_NEGS] > 0 else np.inf  # the ring's first
     best = min(best, _next_gm(C[5], C[6], C[9], C[10], C[4], P, PI))
     return min(best, _next_ask(C[5], iv, C[24], C[25], C[20], C[7], C[8], P[HK_S])[0])
 
@@ -493,6 +493,27 @@ def _start(d, tick, C):  # pragma: no cover - compiled
 # The functions run per event take the arrays they use one by one: numba counts a reference
 # to every array of a state tuple at each call (≈ 70 for E, C and S), a third of the time.
 @njit(cache=True)
+def _keep_order(m, iv, NF, NI):  # pragma: no cover - compiled
+    """The ring stays in order of due time when the negotiation just put at its end (row m)
+    ends before the one ahead of it (it never does while the clock only moves on)."""
+    cap = NF.shape[0]
+    while m != iv[NEG_HEAD]:
+        ahead = (m - 1) % cap
+        if NF[ahead, 0] <= NF[m, 0]:
+            return
+        _swap_rows(m, ahead, NF, NI)
+        m = ahead
+
+
+@njit(cache=True)
+def _swap_rows(a, b, NF, NI):  # pragma: no cover - compiled
+    for c in range(NF.shape[1]):
+        NF[a, c], NF[b, c] = NF[b, c], NF[a, c]
+    for c in range(NI.shape[1]):
+        NI[a, c], NI[b, c] = NI[b, c], NI[a, c]
+
+
+@njit(cache=True)
 def _offers(i, s, strategy, point, TI, ac_has, ac_point, iv, GU, GI, GF, units, amounts,
             amount_min):  # pragma: no cover - compiled
     """The accepts unit i's request gets in a slot that names no partners, reduced to what
@@ -577,9 +598,9 @@ def _ask(i, tick, elapsed, hk_done, ticks, iv, TI, NF, NI, NA, NP, free, sl_star
     s = slot_at(elapsed, P[START_OF_DAY], sl_start, sl_end)
     if s < 0 or TI[i, STATUS] < 0 or rq_type[s, TI[i, STATUS]] == 0:
         return
-    m = iv[N_NEGS]
-    if m >= NA.shape[0]:
+    if iv[N_NEGS] >= NA.shape[0]:
         raise ValueError("more open negotiations than the compiled rules hold")
+    m = (iv[NEG_HEAD] + iv[N_NEGS]) % NF.shape[0]  # the ring's end
     row = free[iv[N_FREE] - 1]  # a free row of accepts
     point = rq_point[s, TI[i, STATUS]]
     grouped = not has_pairs[s]
@@ -597,7 +618,8 @@ def _ask(i, tick, elapsed, hk_done, ticks, iv, TI, NF, NI, NA, NP, free, sl_star
     NF[m, 0], NF[m, 1] = tick + P[NEG_S], point
     NI[m, 0], NI[m, 1], NI[m, 2] = i, TI[i, RTYPE], TI[i, RAMOUNT]
     NI[m, 3] = rq_pair[s, TI[i, STATUS]]
-    iv[N_NEGS] = m + 1
+    iv[N_NEGS] += 1
+    _keep_order(m, iv, NF, NI)
 
 
 @njit(cache=True, inline="always")
@@ -827,9 +849,8 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
         if iv[TABLE_VERSION] != iv[VERSION]:  # _stale
             _table(elapsed, E, C, S, P, PI)
         due, kind, which = np.inf, 3, -1
-        for m in range(iv[N_NEGS]):
-            if NF[m, 0] <= now and NF[m, 0] < due:
-                due, kind = NF[m, 0], 0
+        if iv[N_NEGS] > 0 and NF[iv[NEG_HEAD], 0] <= now:  # the ring's first ends first
+            due, kind = NF[iv[NEG_HEAD], 0], 0
         if iv[HEAP_N] > 0:  # _next_ask
             while keys[0] < fv[CLOCK]:
                 i = units[0]
@@ -853,11 +874,15 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
         fv[CLOCK] = due
         iv[EVENTS] += 1
         if kind == 0:  # every negotiation ending by then, by (due, requester id)
+            cap = NF.shape[0]
             while True:
-                m = -1
-                for x in range(iv[N_NEGS]):
-                    if NF[x, 0] <= due + _EPS and (m < 0 or NF[x, 0] < NF[m, 0] or (
-                            NF[x, 0] == NF[m, 0] and rank[NI[x, 0]] < rank[NI[m, 0]])):
+                m = -1  # those ending by then are the ring's first ones
+                for k in range(iv[N_NEGS]):
+                    x = (iv[NEG_HEAD] + k) % cap
+                    if NF[x, 0] > due + _EPS:
+                        break
+                    if m < 0 or NF[x, 0] < NF[m, 0] or (
+                            NF[x, 0] == NF[m, 0] and rank[NI[x, 0]] < rank[NI[m, 0]]):
                         m = x
                 if m < 0:
                     break
@@ -868,11 +893,10 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
                 iv[CONCLUSIONS] += 1
                 free[iv[N_FREE]] = NI[m, 4]  # its row of accepts is free again
                 iv[N_FREE] += 1
-                n = iv[N_NEGS]
-                for x in range(m, n - 1):
-                    NF[x, :] = NF[x + 1, :]
-                    NI[x, :] = NI[x + 1, :]
-                iv[N_NEGS] = n - 1
+                if m != iv[NEG_HEAD]:  # the head takes its place: both end by now
+                    _swap_rows(m, iv[NEG_HEAD], NF, NI)
+                iv[NEG_HEAD] = (iv[NEG_HEAD] + 1) % cap
+                iv[N_NEGS] -= 1
         elif kind == 1:
             _ask(which, due, elapsed, hk_done, ticks, iv, TI, NF, NI, NA, NP, free, sl_start,
                  sl_end, rq_type, rq_point, rq_pair, ac_has, ac_point, ac_pair, has_pairs,
@@ -1008,9 +1032,8 @@ def _quiet(elapsed, previous, fv, iv, NF, DF, DI, TF, sl_start, sl_end, P,
     now = elapsed + _EPS
     if slot_at(elapsed, P[START_OF_DAY], sl_start, sl_end) != iv[TABLE_SLOT]:
         return False
-    for m in range(iv[N_NEGS]):
-        if NF[m, 0] <= now:
-            return False
+    if iv[N_NEGS] > 0 and NF[iv[NEG_HEAD], 0] <= now:
+        return False
     return _next_gm(fv, iv, DF, DI, TF, P, PI) > now
 
 
@@ -1022,8 +1045,8 @@ def _quiet_steps(k, n_steps, step0, dt, grid, fv, iv, NF, DF, DI, TF, P,
     if iv[N_CHANCE] > 0 or not np.isnan(grid[1]) or iv[TABLE_VERSION] != iv[VERSION]:
         return 1
     event = _next_gm(fv, iv, DF, DI, TF, P, PI)
-    for m in range(iv[N_NEGS]):
-        event = min(event, NF[m, 0])
+    if iv[N_NEGS] > 0:
+        event = min(event, NF[iv[NEG_HEAD], 0])
     steps = n_steps - k
     if event < np.inf:
         steps = min(steps, max(1, math.ceil((event - (step0 + k) * dt) / dt) + 1))
