@@ -152,6 +152,8 @@ class Emulator:
         self.start_time = settings.start_time
         self._params = params_vector(settings)
         self._offset = data_offset(self.start_time)
+        empty = np.empty(0)
+        self._inputs = (0, empty, empty.astype(np.int64), empty)  # (first step, 3 arrays)
         self._gain_per_size = 1.0 if dataset.solar_unit == "W/m2" else 1.0 / (
             settings.default_Area * settings.r * settings.pr)
         self._template = standard_document()
@@ -415,8 +417,20 @@ class Emulator:
 
     # ------------------------------------------------------------------ time
     def _sample_inputs(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Solar value and load sample index/weight at the middle of the next n steps."""
-        mids = (self.step_index + np.arange(n) + 0.5) * self.dt  # [s] since the start
+        """Solar value and load sample index/weight at the middle of the next n steps: slices
+        of a day's worth made at once (a headless run with an individual log asks 96 times
+        a day; each value depends on its step alone, so the slices are the values)."""
+        first, solar, load_j, load_f = self._inputs
+        at = self.step_index - first
+        if at < 0 or at + n > solar.shape[0]:
+            first = self.step_index
+            solar, load_j, load_f = self._inputs_of(first, max(n, round(86400.0 / self.dt)))
+            self._inputs, at = (first, solar, load_j, load_f), 0
+        return solar[at:at + n], load_j[at:at + n], load_f[at:at + n]
+
+    def _inputs_of(self, first: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Solar value and load sample index/weight at the middle of steps first … first+n−1."""
+        mids = (first + np.arange(n) + 0.5) * self.dt  # [s] since the start
         t = np.mod(self._offset + mids - 86400.0 * leap_days_passed(self.start_time, mids),
                    YEAR_S)
         ds = self.dataset
