@@ -252,8 +252,27 @@ def _heap_build(fv, iv, keys, units, ticks, phases, hk_done, chance,
             ticks[i] = _hk_tick(phases[i], hk_done[i], since, period)
         units[c], keys[c] = i, ticks[i]
     iv[HEAP_N] = n
-    for k in range(n // 2 - 1, -1, -1):
-        _sift_down(k, keys, units, n)
+    _heapify(keys, units, n)
+
+
+@njit(cache=True)
+def _heapify(keys, units, n):  # pragma: no cover - compiled
+    """Bottom-up heap order, the sift written out: a call per node would count references."""
+    for top in range(n // 2 - 1, -1, -1):
+        k = top
+        while True:
+            child = 2 * k + 1
+            if child >= n:
+                break
+            if child + 1 < n and (keys[child + 1] < keys[child] or (
+                    keys[child + 1] == keys[child] and units[child + 1] < units[child])):
+                child += 1
+            if not (keys[child] < keys[k] or (keys[child] == keys[k] and
+                                              units[child] < units[k])):
+                break
+            keys[k], keys[child] = keys[child], keys[k]
+            units[k], units[child] = units[child], units[k]
+            k = child
 
 
 @njit(cache=True)
