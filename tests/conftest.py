@@ -9,7 +9,7 @@ blocks of 48 columns), plus ``dataset.json`` naming the solar unit.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +163,25 @@ def sweep_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     load = rng.uniform(0.1, 1.5, (4, DAYS, 48))
     return write_dataset(tmp_path_factory.mktemp("sweepdata") / "data", solar=solar, load=load,
                          households=4)
+
+
+# ---------------------------------------------------------------------- the browser tests
+@pytest.fixture(scope="session")
+def playwright_session() -> Iterator[Any]:
+    """One Playwright driver for the session (page_conftest.PlaywrightSession), started by
+    the first test that needs a browser."""
+    from page_conftest import PlaywrightSession  # playwright only where a browser is used
+
+    session = PlaywrightSession()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture()
+def browser(playwright_session: Any) -> Iterator[Any]:
+    """``browser``: Debian's chromium, launched once for the whole session; each test opens
+    contexts of its own (page_conftest.open_page)."""
+    with playwright_session.lent():
+        yield playwright_session.chromium()

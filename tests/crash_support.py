@@ -75,6 +75,18 @@ class Figures:
     def problem(self, text: str) -> None:
         self.problems.append(text)
 
+    @classmethod
+    def merged(cls, parts: list[Figures]) -> Figures:
+        """The figures of trials run side by side (in folders of their own), added up."""
+        total = cls()
+        for part in parts:
+            for name in ("kills", "files_checked", "cut_rows", "bad_rows", "integrity_failures",
+                         "save_failures", "next_start_failures", "save_temp_files"):
+                setattr(total, name, getattr(total, name) + getattr(part, name))
+            total.moments.update(part.moments)
+            total.problems += part.problems
+        return total
+
 
 # ---------------------------------------------------------------------------------- checks
 def check_outputs(folder: Path, figures: Figures, current_only: bool = True) -> None:

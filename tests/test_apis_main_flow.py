@@ -22,7 +22,10 @@ UNITS = ("E001", "E002", "E003")
 @pytest.fixture()
 def server(tmp_path: Path):
     data = write_dataset(tmp_path / "data", households=3)
-    srv = start_server(tmp_path / "run", data, units=3)  # acceleration 10, Δt 1 s
+    # Δt 1 s and 10 emulated s a tick, as at the default acceleration 10 (a tick a second),
+    # in ticks of 0.25 s: acceleration 40, the grid's ramp (120 emulated s) in 3 s, not 12
+    srv = start_server(tmp_path / "run", data, units=3, extra=["--acceleration", "40"],
+                       env={"APIS_EMULATOR_SLEEPTIME": "0.25"})
     yield srv
     srv.stop()
 

@@ -18,7 +18,6 @@ from playwright.sync_api import expect
 from page_conftest import (
     NetworkLog,
     PageServer,
-    chromium_browser,  # noqa: F401 - the `browser` fixture
     open_page,
     start_page_server,
     write_page_dataset,

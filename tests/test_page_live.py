@@ -13,9 +13,9 @@ from playwright.sync_api import expect
 from page_conftest import (
     NetworkLog,
     PageServer,
-    chromium_browser,  # noqa: F401 - the `browser` fixture
     open_page,
     start_page_server,
+    wait_for_paths,
     write_page_dataset,
 )
 
@@ -112,9 +112,8 @@ def test_refresh_fetches_only_what_is_shown(browser: Any, server: PageServer,
                                             network: NetworkLog) -> None:
     """With 100 units a refresh is a handful of requests, never one per unit or the whole log."""
     with open_page(browser, server, "?every=1", network) as (page, log):
-        start = len(log.urls)
-        page.wait_for_timeout(6000)
-        paths = log.paths(server.url)[start:]
+        paths = wait_for_paths(page, log, server.url, len(log.urls),  # 3 refreshes and more
+                               lambda ps: sum(p.startswith("/api/units?") for p in ps) >= 4)
     refreshes = sum(1 for p in paths if p.startswith("/api/units?"))  # the cards' window
     assert refreshes >= 3, paths
     assert all(p.startswith(("/api/status", "/api/units", "/api/unit/E001", "/api/history",

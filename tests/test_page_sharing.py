@@ -17,21 +17,25 @@ from playwright.sync_api import expect
 from page_conftest import (
     NetworkLog,
     PageServer,
-    chromium_browser,  # noqa: F401 - the `browser` fixture
     open_page,
     start_page_server,
+    wait_for_paths,
     write_page_dataset,
 )
 
-expect.set_options(timeout=40_000)  # a deal is made, ramps up and starts within ~15 s
+expect.set_options(timeout=40_000)  # a deal is made, ramps up and starts within ~8 s
 FORCED_RSOC = {"E001": 95, "E002": 40, "E003": 70, "E004": 70}  # [%]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
+    """The run of acceleration 60 (a Grid Master tick every 300 emulated s, ticks of the
+    emulation of 60 emulated s), twice as fast on the wall clock: the controller's time scale
+    kept at 60 (``--time-scale``), acceleration 120 in ticks of 0.5 s."""
     data = write_page_dataset(tmp_path_factory.mktemp("data"), households=4)
-    srv = start_page_server(tmp_path_factory.mktemp("serve"), data, units=4, acceleration=60,
-                            extra=["--start", "2019-06-01T02:00:00", "--controller", "apis"])
+    srv = start_page_server(tmp_path_factory.mktemp("serve"), data, units=4, acceleration=120,
+                            extra=["--start", "2019-06-01T02:00:00", "--controller", "apis",
+                                   "--time-scale", "60"], env={"APIS_EMULATOR_SLEEPTIME": "0.5"})
     for unit_id, rsoc in FORCED_RSOC.items():
         srv.get(f"/set/emu/{unit_id}?rsoc={rsoc}")
     yield srv
@@ -137,19 +141,17 @@ def test_deals_are_read_only_while_shown(browser: Any, server: PageServer,
         hidden = log.paths(server.url)[start:]
         assert sum(p.startswith("/api/units?") for p in hidden) >= 2, hidden  # refreshes went on
         assert "/get/deals" not in hidden, hidden
-        # a unit's details need the deals (its status class)
+        # a unit's details need the deals (its status class): read at the next refreshes
         page.locator('#cards .card[data-unit="E004"]').click()
         expect(page.locator("#d-sharing .bstatus")).to_have_text(re.compile(r"\w+"))
-        start = len(log.urls)
-        page.wait_for_timeout(2500)
-        assert "/get/deals" in log.paths(server.url)[start:]
+        wait_for_paths(page, log, server.url, len(log.urls), lambda ps: "/get/deals" in ps,
+                       timeout_ms=2500)
         # details closed and the grid view back on screen
         page.click("#d-close")
         page.evaluate("window.scrollTo(0, 0)")
         page.wait_for_function("apisPage.state.gridVisible")
-        start = len(log.urls)
-        page.wait_for_timeout(2500)
-        assert "/get/deals" in log.paths(server.url)[start:]
+        wait_for_paths(page, log, server.url, len(log.urls), lambda ps: "/get/deals" in ps,
+                       timeout_ms=2500)
     _check_network(network, server)
 
 
@@ -165,9 +167,9 @@ def test_page_without_a_controller_has_no_sharing_controls(
             expect(page.locator("#sharing-none")).to_contain_text("No sharing controller")
             for selector in ("#sharing", "#op-mode", "#op-apply", "#deals", "#d-sharing"):
                 expect(page.locator(selector)).to_have_count(0)
-            start = len(log.urls)
-            page.wait_for_timeout(2500)
-            assert any(p.startswith("/api/units?") for p in log.paths(srv.url)[start:])
+            wait_for_paths(page, log, srv.url, len(log.urls),  # refreshes go on, 2 of them
+                           lambda ps: sum(p.startswith("/api/units?") for p in ps) >= 2,
+                           timeout_ms=5000)
         assert not [p for p in network.paths(srv.url) if p.startswith("/get/deals")]
         _check_network(network, srv)
     finally:

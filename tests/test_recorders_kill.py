@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -92,23 +93,36 @@ def check_database(path: Path, closed: bool) -> int:
         db.close()
 
 
+def _kill_and_check(dataset_dir: Path, run: Path, k: int, wait_s: float, seed: int) -> None:
+    """Run ``k``: start, SIGKILL ``wait_s`` after its first rows, check what it left."""
+    proc = start_simulate(dataset_dir, run)
+    wait_for_rows(run / "out" / "indivLog.csv", proc)
+    time.sleep(wait_s)
+    assert proc.poll() is None, f"run {k} ended before the kill (seed {seed})"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    if proc.stderr:
+        proc.stderr.close()
+    out = run / "out"
+    check_summary(out / "summary.csv", closed=False)
+    assert check_log(out / "indivLog.csv") > 0, f"seed {seed}"
+    check_database(out / "apis-emulator.sqlite", closed=False)
+
+
 def test_sigkill_at_random_moments_leaves_only_complete_rows(dataset_dir, tmp_path):
-    """20 kills; each time: every CSV parses with whole rows, the database opens."""
+    """20 kills; each time: every CSV parses with whole rows, the database opens.  The runs
+    are independent (a folder each): two at a time, one per core."""
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    for k in range(KILLS):
-        run = tmp_path / f"run{k}"
-        proc = start_simulate(dataset_dir, run)
-        wait_for_rows(run / "out" / "indivLog.csv", proc)
-        time.sleep(rng.uniform(0.0, 2.0))
-        assert proc.poll() is None, f"run {k} ended before the kill (seed {seed})"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        proc.stderr.close()
-        out = run / "out"
-        check_summary(out / "summary.csv", closed=False)
-        assert check_log(out / "indivLog.csv") > 0, f"seed {seed}"
-        check_database(out / "apis-emulator.sqlite", closed=False)
+    waits = [rng.uniform(0.0, 2.0) for _ in range(KILLS)]
+    with ThreadPoolExecutor(2) as pool:
+        done = [pool.submit(_kill_and_check, dataset_dir, tmp_path / f"run{k}", k, waits[k],
+                            seed) for k in range(KILLS)]
+        try:
+            for future in done:
+                future.result()
+        finally:  # after a failure, no new run
+            pool.shutdown(cancel_futures=True)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

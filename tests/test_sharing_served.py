@@ -7,9 +7,12 @@ at 95 % is *excess* and asks to discharge, E002 at 40 % is *short* and asks to c
 E004 at 70 % are *scarce* (they only accept).  With the shipped scenario and policy, deals of
 50 Wh between E001 and E002 follow one another for as long as the tests run.
 
-The controller's clock follows the acceleration (House-Keeping and Grid Master every 5 s of
-wall time), so a deal is made within a few wall seconds, starts within ~10 s and is delivered
-~10 s later.  Every wait is bounded (a test fails instead of hanging) and nothing asserts on
+The controller runs at a time scale of 60 (``--time-scale``: House-Keeping and Grid Master
+every 300 emulated s, as when its clock follows an acceleration of 60) and the emulation at
+acceleration 240 in ticks of 0.25 s: 60 emulated s a tick, as at acceleration 60 with the
+default tick of 1 s, so the run is the one of acceleration 60, four times faster on the wall
+clock.  A deal is made within a wall second or two, starts within ~3 s and is delivered ~3 s
+later.  Every wait is bounded (a test fails instead of hanging) and nothing asserts on
 wall-clock durations: "later" is always measured on the emulated clock (``/api/status``).
 """
 
@@ -29,7 +32,9 @@ from apis_emulator.control import DEAL_COLUMNS, OPERATION_MODES
 from web_support import Server, start_server, write_dataset
 
 T = TypeVar("T")
-ACCELERATION = 60  # a 50 Wh deal at ~350 W runs over two Grid Master ticks: seen "started"
+TIME_SCALE = 60  # a 50 Wh deal at ~350 W runs over two Grid Master ticks: seen "started"
+ACCELERATION = 4 * TIME_SCALE  # with SLEEPTIME: the run of acceleration TIME_SCALE, 4 × faster
+SLEEPTIME = 0.25  # [s] wall time of a tick: 60 emulated s, as at acceleration 60 by default
 WAIT_S = 45.0  # the longest a single wait may take before the test fails
 FORCED_RSOC = {"E001": 95, "E002": 40, "E003": 70, "E004": 70}  # [%]
 DCDC_COMMAND = "/set/dcdc/E003?mode=0x0041&dvg=350&dig=1&drg=0"
@@ -55,9 +60,10 @@ def wait_for(read: Callable[[], T], done: Callable[[T], bool], what: str,
 def start_sharing(root: Path, extra: list[str] | None = None) -> Server:
     """A served controller on 4 units at night, with the batteries forced as FORCED_RSOC."""
     data = write_dataset(root / "data", households=4, pv_peak_w=1500.0, load_kw=(0.25, 0.05, 5))
-    server = start_server(root / "serve", data, units=4, extra=[
-        "--acceleration", str(ACCELERATION), "--start", "2019-06-01T02:00:00",
-        "--controller", "apis", *(extra or [])])
+    server = start_server(root / "serve", data, units=4,
+                          env={"APIS_EMULATOR_SLEEPTIME": str(SLEEPTIME)}, extra=[
+        "--acceleration", str(ACCELERATION), "--time-scale", str(TIME_SCALE),
+        "--start", "2019-06-01T02:00:00", "--controller", "apis", *(extra or [])])
     with server.client() as client:
         for unit_id, rsoc in FORCED_RSOC.items():
             client.get(f"/set/emu/{unit_id}?rsoc={rsoc}").raise_for_status()

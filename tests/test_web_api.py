@@ -32,12 +32,23 @@ def server(tmp_path_factory: pytest.TempPathFactory, data: Path):
     srv.stop()
 
 
-@pytest.fixture()
-def frozen(tmp_path: Path, data: Path):
-    """A server whose clock ticks only once a minute: its state is still between requests."""
-    srv = start_server(tmp_path, data, units=3, env={"APIS_EMULATOR_SLEEPTIME": "60"})
+@pytest.fixture(scope="module")
+def frozen_server(tmp_path_factory: pytest.TempPathFactory, data: Path):
+    """A server whose clock ticks only once a minute: its state is still between requests
+    (the tests that use it run within seconds of one another)."""
+    srv = start_server(tmp_path_factory.mktemp("frozen"), data, units=3,
+                       env={"APIS_EMULATOR_SLEEPTIME": "60"})
     yield srv
     srv.stop()
+
+
+@pytest.fixture()
+def frozen(frozen_server: Server) -> Server:
+    """The frozen server as it started: its 3 standard units (/restart), no save file."""
+    (frozen_server.cwd / "jsontmp" / "lastSave.json").unlink(missing_ok=True)
+    with frozen_server.client() as c:
+        assert sorted(c.get("/restart").json()) == ["E001", "E002", "E003"]
+    return frozen_server
 
 
 def _types(tree: dict, numbers: tuple[str, ...], where: str) -> None:

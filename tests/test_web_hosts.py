@@ -15,9 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
 
-from page_conftest import CHROMIUM, CHROMIUM_ARGS, PageServer, open_page
+from page_conftest import PageServer, PlaywrightSession, launch_chromium, open_page
 from web_support import start_server, write_dataset
 
 EVIL = "evil.example.com"  #: the attacker's name (any name but localhost, .localhost, .test)
@@ -45,18 +44,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def rebinding_chromium(playwright_session: PlaywrightSession) -> Iterator[Any]:
     """Debian's chromium, resolving EVIL to 127.0.0.1 (a rebound DNS name), without its
     own Local Network Access checks (as Firefox, Safari or an older Chromium): a page from
-    elsewhere may then reach loopback, and the emulator must refuse by itself."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            *CHROMIUM_ARGS, f"--host-resolver-rules=MAP {EVIL} 127.0.0.1",
-            "--disable-features=" + ",".join(LOCAL_NETWORK_CHECKS)])
-        yield chromium
+    elsewhere may then reach loopback, and the emulator must refuse by itself.  Launched on
+    the session's Playwright driver (tests/conftest.py), beside the page tests' chromium."""
+    with playwright_session.lent() as playwright:
+        chromium = launch_chromium(playwright, (
+            f"--host-resolver-rules=MAP {EVIL} 127.0.0.1",
+            "--disable-features=" + ",".join(LOCAL_NETWORK_CHECKS)))
+    yield chromium
+    with playwright_session.lent():
         chromium.close()
+
+
+@pytest.fixture()
+def browser(playwright_session: PlaywrightSession, rebinding_chromium: Any) -> Iterator[Any]:
+    """This module's ``browser``: the rebinding chromium, Playwright's loop lent to the test."""
+    with playwright_session.lent():
+        yield rebinding_chromium
 
 
 def _port(server: PageServer) -> int:
