@@ -186,7 +186,7 @@ def _worker_setup(dask_worker) -> dict:
     """In a worker: what the sweep's WORKER_CONFIG changes."""
     return {"profiler": "profile" in dask_worker.periodic_callbacks,
             "malloc_trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
-            "numba_threads": numba.config.NUMBA_NUM_THREADS,
+            "numba_threads": numba.config.NUMBA_NUM_THREADS,  # type: ignore[attr-defined]
             "tick_ms": dask_worker.periodic_callbacks["tick"].callback_time}
 
 

@@ -227,7 +227,7 @@ def run_steps(dt: float, solar_w: np.ndarray, load_j: np.ndarray, load_f: np.nda
     n = solar_w.shape[0]
     work = energy.shape[0] * n
     # NUMBA_NUM_THREADS=1 (a sweep's workers, one per core) keeps to the serial version
-    threads = numba.config.NUMBA_NUM_THREADS
+    threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
     kernel = run_steps_parallel if work >= PARALLEL_MIN_WORK and threads > 1 else \
         run_steps_serial
     if watch is None:
