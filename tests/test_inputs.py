@@ -346,7 +346,7 @@ def cache(tmp_path, monkeypatch):
     """A cache folder of its own, used for files of any size."""
     from apis_emulator.inputs import dataset
     folder = tmp_path / "cache"
-    monkeypatch.setenv("APIS_EMULATOR_CACHE_DIR", str(folder))
+    monkeypatch.setenv("APIS_DATASET_CACHE_DIR", str(folder))
     monkeypatch.setattr(dataset, "CACHE_MIN_BYTES", 0)
     return folder
 
@@ -381,13 +381,16 @@ def test_a_broken_cache_entry_is_parsed_again(tmp_path, cache):
 
 def test_the_cache_is_off_with_an_empty_folder_name_and_keeps_few_entries(tmp_path, cache,
                                                                           monkeypatch):
-    """APIS_EMULATOR_CACHE_DIR="" keeps nothing; otherwise only the most recently used
-    entries stay (no entry per temporary data set ever read)."""
+    """APIS_DATASET_CACHE_DIR="" keeps nothing; otherwise only the most recently used
+    entries stay (no entry per temporary data set ever read).  The variable is no setting:
+    the settings accept it beside them (an unknown APIS_EMULATOR_ name would stop a start)."""
+    from apis_emulator.config import load_settings
     from apis_emulator.inputs.dataset import CACHE_KEEP
-    monkeypatch.setenv("APIS_EMULATOR_CACHE_DIR", "")
+    load_settings(env={"APIS_DATASET_CACHE_DIR": str(cache)})
+    monkeypatch.setenv("APIS_DATASET_CACHE_DIR", "")
     load_dataset(write_dataset(tmp_path / "off", load=0.5))
     assert not cache.exists()
-    monkeypatch.setenv("APIS_EMULATOR_CACHE_DIR", str(cache))
+    monkeypatch.setenv("APIS_DATASET_CACHE_DIR", str(cache))
     for k in range(CACHE_KEEP + 2):
         load_dataset(write_dataset(tmp_path / f"ds{k}", load=0.1 * (k + 1)))
     assert len(list(cache.glob("dataset-*.npz"))) == CACHE_KEEP

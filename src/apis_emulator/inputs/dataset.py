@@ -223,9 +223,10 @@ _CACHE_FORMAT = 1  # bump when the parsed arrays change meaning
 
 
 def cache_dir() -> Path | None:
-    """The folder of parsed data sets: ``APIS_EMULATOR_CACHE_DIR`` (empty: no cache), else
-    ``$XDG_CACHE_HOME/apis-emulator`` or ``~/.cache/apis-emulator``."""
-    chosen = os.environ.get("APIS_EMULATOR_CACHE_DIR")
+    """The folder of parsed data sets: ``APIS_DATASET_CACHE_DIR`` (empty: no cache), else
+    ``$XDG_CACHE_HOME/apis-emulator`` or ``~/.cache/apis-emulator``.  (Not an
+    ``APIS_EMULATOR_`` name: those are settings, and an unknown one stops the start.)"""
+    chosen = os.environ.get("APIS_DATASET_CACHE_DIR")
     if chosen is not None:
         return Path(chosen) if chosen else None
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
