@@ -306,13 +306,6 @@ def _next_ask(fv, iv, keys, units, ticks, phases, hk_done, period):  # pragma: n
     return keys[0], units[0]
 
 
-@njit(cache=True, inline="always")  # per event: arrays one by one (see _accepts)
-def _asked(fv, iv, keys, units, ticks, phases, hk_done, period):  # pragma: no cover
-    """The top unit has had its House-Keeping tick: its next one takes its place."""
-    keys[0] = _next_hk(units[0], fv[CLOCK], ticks, phases, hk_done, period)
-    _sift_down(0, keys, units, iv[HEAP_N])
-
-
 @njit(cache=True, inline="always")  # per event and step: no call that counts references
 def _next_gm(fv, iv, DF, DI, TF, P, PI):  # pragma: no cover - compiled
     """The first Grid Master tick that can change something (C[5], C[6], C[9], C[10], C[4]).
@@ -920,7 +913,7 @@ def _wake(elapsed, E, C, S, P, PI, rng):  # pragma: no cover - compiled
             _ask(which, due, elapsed, hk_done, ticks, iv, TI, NF, NI, NA, NP, free, sl_start,
                  sl_end, rq_type, rq_point, rq_pair, ac_has, ac_point, ac_pair, has_pairs,
                  strategies, GU, GI, GF, P, PI)
-            # _asked: the unit's next tick takes its place at the top
+            # the unit's next tick takes its place at the top of the heap
             ticks[which] = _hk_tick(phases[which], hk_done[which], fv[CLOCK], hk_s)
             keys[0] = ticks[which]
             _sift_down(0, keys, units, iv[HEAP_N])
