@@ -420,11 +420,18 @@ def test_report_on_a_sweep_folder(local_sweep, tmp_path):
     assert result.files["report"] == tmp_path / "report" / "report.md"
 
 
+def _as_a_background_job() -> None:
+    """A shell starts background jobs (a CI script's `cmd &`) with SIGINT ignored; Python
+    keeps it so unless the command handles it itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.parametrize(("to_group", "signum"), [(True, signal.SIGINT),
                                                   (False, signal.SIGTERM)])
 def test_ctrl_c_leaves_only_complete_runs(sweep_data, tmp_path, to_group, signum):
     """Ctrl-C in a terminal (SIGINT to the command's process group, its local Dask workers
-    included), or SIGTERM to the command, once a run is done: exit 130, only complete run
+    included; even when started as a background job, with SIGINT ignored), or SIGTERM to the
+    command, once a run is done: exit 130, only complete run
     folders, their rows in runs.csv, and the rest still to run."""
     sweep = tmp_path / "s.toml"
     sweep.write_text(f'[sweep]\ndays = 2\nunits = 4\nstep = 0.05\ndata = "{sweep_data}"\n\n'
@@ -435,7 +442,7 @@ def test_ctrl_c_leaves_only_complete_runs(sweep_data, tmp_path, to_group, signum
     proc = subprocess.Popen([sys.executable, "-m", "apis_emulator", "sweep", str(sweep),
                              "--out", str(out), "--workers", "2", "--no-progress"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_as_a_background_job)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not any(
             p.is_dir() and not p.name.startswith(".") for p in (out / "runs").glob("*")):

@@ -46,7 +46,10 @@ def _quiet_dask() -> None:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the sweep the way Ctrl-C does (the table of finished runs is written)."""
+    """SIGTERM stops the sweep the way Ctrl-C does (the table of finished runs is written),
+    and so does SIGINT even when the command was started with it ignored: a shell starts
+    background jobs so, and Python then leaves it ignored (Ctrl-C to the job's group did
+    nothing)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -54,11 +57,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.signal(signum, interrupt)
+                for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def sweep_command(args: argparse.Namespace) -> int:
