@@ -231,7 +231,7 @@ def test_the_table_has_its_columns_in_csv_and_parquet(local_sweep):
     parquet = pandas.read_parquet(out / "runs.parquet")
     assert list(parquet.columns) == header
     assert records(parquet) == records(table)
-    assert all(r["error"] is None for r in records(parquet))  # wall_s: a column, no timing
+    assert all(r["error"] is None for r in records(parquet))
 
 
 def test_dask_scheduler_and_workers_give_the_same_table(local_sweep, dask_processes, sweep_data,

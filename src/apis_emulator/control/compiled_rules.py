@@ -252,14 +252,16 @@ def _heap_build(fv, iv, keys, units, ticks, phases, hk_done, chance,
             ticks[i] = _hk_tick(phases[i], hk_done[i], since, period)
         units[c], keys[c] = i, ticks[i]
     iv[HEAP_N] = n
-    _heapify(keys, units, n)
+    _sift_down(n // 2 - 1, keys, units, n)
 
 
 @njit(cache=True)
-def _heapify(keys, units, n):  # pragma: no cover - compiled
-    """Bottom-up heap order, the sift written out: a call per node would count references."""
-    for top in range(n // 2 - 1, -1, -1):
-        k = top
+def _sift_down(top, keys, units, n):  # pragma: no cover - compiled
+    """Restore heap order below positions top, top − 1, …, 0 in turn (0 alone: the root
+    changed; n // 2 − 1: the whole heap, bottom-up, in one call where a call per node would
+    count references); equal ticks in id order (the scan's order)."""
+    for start in range(top, -1, -1):
+        k = start
         while True:
             child = 2 * k + 1
             if child >= n:
@@ -273,24 +275,6 @@ def _heapify(keys, units, n):  # pragma: no cover - compiled
             keys[k], keys[child] = keys[child], keys[k]
             units[k], units[child] = units[child], units[k]
             k = child
-
-
-@njit(cache=True)
-def _sift_down(k, keys, units, n):  # pragma: no cover - compiled
-    """Restore the heap below position k; equal ticks in id order (the scan's order)."""
-    while True:
-        child = 2 * k + 1
-        if child >= n:
-            return
-        if child + 1 < n and (keys[child + 1] < keys[child] or (
-                keys[child + 1] == keys[child] and units[child + 1] < units[child])):
-            child += 1
-        if keys[child] < keys[k] or (keys[child] == keys[k] and units[child] < units[k]):
-            keys[k], keys[child] = keys[child], keys[k]
-            units[k], units[child] = units[child], units[k]
-            k = child
-        else:
-            return
 
 
 @njit(cache=True, inline="always")  # per event: arrays one by one (see _accepts)
