@@ -18,6 +18,8 @@ Per unit and step of Δt [s] (power-flow-model §2–§5; powers [W], energies [
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -60,155 +62,209 @@ def _params(p):  # pragma: no cover - compiled
     return (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12])
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _unit_step(hours, p, e, cap, byp, acc, pv, load, wg, dcdc_loss):  # pragma: no cover
     """One unit's step of ``hours`` [h] from stored energy ``e`` [Wh] with PV ``pv`` and load
     ``load`` [W], grid power ``wg`` [W]: the new (e, bypass, AC charging) and the step's
-    pv, load, p2, flow, acloss, dcloss, wasted [W].  ``p`` is :func:`_params`' tuple."""
+    pv, load, p2, flow, acloss, dcloss, wasted [W].  ``p`` is :func:`_params`' tuple.
+
+    Written with selects instead of branches, so that a loop over units compiles to vector
+    instructions (4 units at a time); every value is the same operation on the same operands
+    as the rule it implements, so the bits do not depend on the form."""
     # 1. UPS state from the state of charge at the start of the step
     rsoc = 100.0 * e / cap
-    if rsoc <= p[9]:  # UPS_TRIGGER_BATT_OFF
-        byp = True
-    elif rsoc >= p[10]:  # UPS_TRIGGER_BATT_ON
-        byp = False
-    if rsoc <= p[12]:  # UPS_TRIGGER_AC_ON
-        acc = True
-    elif rsoc >= p[11]:  # UPS_TRIGGER_AC_OFF
-        acc = False
+    byp = True if rsoc <= p[9] else (False if rsoc >= p[10] else byp)  # BATT_OFF, BATT_ON
+    acc = True if rsoc <= p[12] else (False if rsoc >= p[11] else acc)  # AC_ON, AC_OFF
     # 2. consumption, losses, AC meter
+    bypass_loss = p[4] + (p[6] + (p[5] + p[3]) * load)  # transLoss_c + bypassModeLoss_c, _a
     dcloss = p[0] + dcdc_loss  # constantSystemLoss
-    acloss = p[4]  # transLoss_c
-    if byp:
-        acloss += p[6] + (p[5] + p[3]) * load  # bypassModeLoss_c, _a, transLoss_a
-        p2 = load + acloss
-    else:
-        dcloss += p[2] + p[1] * load  # battModeLoss_c, _a
-        p2 = acloss
-    if acc:
-        acloss += p[7]  # ACChargeLoss
-        p2 += p[8] + p[7]  # ACChargeAmount
+    dcloss = dcloss if byp else dcloss + (p[2] + p[1] * load)  # battModeLoss_c, _a
+    acloss = bypass_loss if byp else p[4]  # transLoss_c
+    p2 = load + bypass_loss if byp else p[4]
+    acloss = acloss + p[7] if acc else acloss  # ACChargeLoss
+    p2 = p2 + (p[8] + p[7]) if acc else p2  # ACChargeAmount
     flow = wg + pv + p2 - load - acloss - dcloss
-    # 3. state of charge within [0, capacity]
+    # 3. state of charge within [0, capacity]: above it PV is curtailed and what PV cannot
+    # cover is fed back to the AC side; below 0 the AC mains make up the shortfall
     e_new = e + flow * hours
-    wasted = 0.0
-    if e_new > cap:
-        excess = (e_new - cap) / hours
-        wasted = min(excess, pv)
-        pv -= wasted
-        p2 -= excess - wasted
-        flow -= excess
-        e_new = cap
-    elif e_new < 0.0:
-        shortfall = -e_new / hours
-        p2 += shortfall
-        flow += shortfall
-        e_new = 0.0
+    over, under = e_new > cap, e_new < 0.0
+    beyond = (e_new - cap if over else -e_new) / hours  # the excess or the shortfall [W]
+    wasted = min(beyond, pv) if over else 0.0
+    pv -= wasted
+    p2 = p2 - (beyond - wasted) if over else (p2 + beyond if under else p2)
+    flow = flow - beyond if over else (flow + beyond if under else flow)
+    e_new = cap if over else (0.0 if under else e_new)
     return e_new, byp, acc, pv, load, p2, flow, acloss, dcloss, wasted
 
 
-def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
-              energy, capacity, bypass, ac_charge, out, ledger,
-              watch, trip):  # pragma: no cover - compiled
-    """Advance every unit by ``len(solar_w)`` steps of ``dt`` [s].
+#: Most units per block of :func:`_run_steps`: a block's state (~20 arrays of BLOCK values)
+#: stays in the processor's first-level cache while it runs through all the steps.
+BLOCK = 64
 
-    Per step k: ``solar_w[k]`` the solar value at the step's middle [W/m² or W], the load at
-    ``load_kw[h, load_j[k]]`` interpolated with weight ``load_f[k]`` toward the next sample.
-    ``energy``, ``bypass``, ``ac_charge``, ``out`` and ``ledger`` are updated in place.
 
-    ``watch`` (units × 2: lowest and highest stored energy [Wh], :func:`energy_bands`) is a band
-    per unit; ``trip[i]`` gets the first step count after which unit i left it, or
-    n_steps + 1.
-    """
-    n_units = energy.shape[0]
-    n_steps = solar_w.shape[0]
-    hours = dt / 3600.0
-    pp = _params(p)
-    n_samples = load_kw.shape[1]
-    for i in prange(n_units):
-        e, cap, h = energy[i], capacity[i], house[i]
-        byp, acc = bypass[i], ac_charge[i]
-        s_pv = s_load = s_p2 = s_wasted = s_acloss = s_dcloss = 0.0
-        pv = load = p2 = flow = acloss = dcloss = wasted = 0.0
-        e_lo, e_hi = watch[i, 0], watch[i, 1]
-        tripped = n_steps + 1
-        for k in range(n_steps):
-            j = load_j[k]
-            load_w = _between(load_kw[h, j], load_kw[h, _next_sample(j, n_samples)], load_f[k])
-            e, byp, acc, pv, load, p2, flow, acloss, dcloss, wasted = _unit_step(
-                hours, pp, e, cap, byp, acc, pv_gain[i] * solar_w[k], load_w, wg[i],
-                dcdc_loss[i])
-            if tripped > n_steps and (e < e_lo or e > e_hi):
-                tripped = k + 1
-            s_pv += pv
-            s_load += load
-            s_p2 += p2
-            s_wasted += wasted
-            s_acloss += acloss
-            s_dcloss += dcloss
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _block_step(k, hours, pp, solar, f, here, there, pv_gain, wg, dcdc_loss, capacity,
+                e_lo, e_hi, energy, bypass, ac_charge, tripped, sums,
+                last):  # pragma: no cover - compiled
+    """Step k of a block of units (arrays of the block's length): ``here``/``there`` their
+    load samples [kW] around the step, ``f`` the weight toward ``there``.  Updates the state,
+    ``sums`` (6 × units: pv, load, p2, wasted, acloss, dcloss [W·steps]) and ``tripped`` (the
+    first step count after which a unit left [e_lo, e_hi], untouched before); with ``last``
+    (7 × units, else None: the loop then compiles to vector instructions) the step's values.
+    Returns whether a unit left its band at this step."""
+    left = False
+    for i in range(energy.shape[0]):
+        e, byp, acc, pv, load, p2, flow, acloss, dcloss, wasted = _unit_step(
+            hours, pp, energy[i], capacity[i], bypass[i], ac_charge[i], pv_gain[i] * solar,
+            _between(here[i], there[i], f), wg[i], dcdc_loss[i])
         energy[i], bypass[i], ac_charge[i] = e, byp, acc
-        trip[i] = tripped
-        if n_steps > 0:
-            out[i, 0], out[i, 1], out[i, 2], out[i, 3] = pv, load, p2, flow
-            out[i, 4], out[i, 5], out[i, 6] = acloss, dcloss, wasted
-            ledger[i, 0] += s_pv * hours
-            ledger[i, 1] += s_load * hours
-            ledger[i, 2] += s_p2 * hours
-            ledger[i, 3] += s_wasted * hours
-            ledger[i, 4] += s_acloss * hours
-            ledger[i, 5] += s_dcloss * hours
-            ledger[i, 6] += wg[i] * n_steps * hours
-            ledger[i, 7] += max(wg[i], 0.0) * n_steps * hours
+        if e_lo is not None:  # else compiled without the band
+            outside = (e < e_lo[i]) | (e > e_hi[i])
+            left |= outside
+            t = tripped[i]
+            tripped[i] = k + 1 if outside & (t > k) else t
+        sums[0, i] += pv
+        sums[1, i] += load
+        sums[2, i] += p2
+        sums[3, i] += wasted
+        sums[4, i] += acloss
+        sums[5, i] += dcloss
+        if last is not None:
+            last[0, i], last[1, i], last[2, i], last[3, i] = pv, load, p2, flow
+            last[4, i], last[5, i], last[6, i] = acloss, dcloss, wasted
+    return left
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _block(lo, hi, dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
+           energy, capacity, bypass, ac_charge, out, ledger, watch,
+           trip):  # pragma: no cover - compiled
+    """Units lo … hi−1 through every step of :func:`_run_steps` (contiguous copies of their
+    state, so that the step's loop over them is vectorised and stays in cache)."""
+    n_steps, n_samples = solar_w.shape[0], load_kw.shape[1]
+    hours, pp = dt / 3600.0, _params(p)
+    e, byp, acc = energy[lo:hi].copy(), bypass[lo:hi].copy(), ac_charge[lo:hi].copy()
+    cap, gain, w, dl = capacity[lo:hi].copy(), pv_gain[lo:hi].copy(), wg[lo:hi].copy(), \
+        dcdc_loss[lo:hi].copy()
+    tripped = np.full(hi - lo, n_steps + 1, np.int64)
+    if watch is None:  # pruned when compiled: the loop without the band check
+        e_lo = e_hi = None
+    else:
+        e_lo, e_hi = watch[lo:hi, 0].copy(), watch[lo:hi, 1].copy()
+    sums, last = np.zeros((6, hi - lo)), np.empty((7, hi - lo))
+    here, there = np.empty(hi - lo), np.empty(hi - lo)
+    loaded = -1  # the load sample in here/there
+    for k in range(n_steps):
+        j = load_j[k]
+        if j != loaded:
+            _load_samples(j, _next_sample(j, n_samples), load_kw, house[lo:hi], here, there)
+            loaded = j
+        if k < n_steps - 1:
+            _block_step(k, hours, pp, solar_w[k], load_f[k], here, there, gain, w, dl, cap,
+                        e_lo, e_hi, e, byp, acc, tripped, sums, None)
+        else:  # the last step's values are the ones shown
+            _block_step(k, hours, pp, solar_w[k], load_f[k], here, there, gain, w, dl, cap,
+                        e_lo, e_hi, e, byp, acc, tripped, sums, last)
+    energy[lo:hi], bypass[lo:hi], ac_charge[lo:hi], trip[lo:hi] = e, byp, acc, tripped
+    if n_steps > 0:
+        out[lo:hi, :] = last.T
+        _book(lo, sums, wg, n_steps, hours, ledger)
 
 
 @njit(cache=True, nogil=True)
+def _load_samples(j, j1, load_kw, house, here, there):  # pragma: no cover - compiled
+    """Load samples j and j1 [kW] of each unit's household."""
+    for i in range(house.shape[0]):
+        here[i], there[i] = load_kw[house[i], j], load_kw[house[i], j1]
+
+
+@njit(cache=True, nogil=True)
+def _book(lo, sums, wg, n_steps, hours, ledger):  # pragma: no cover - compiled
+    """The steps' sums [W·steps] of units lo … into their ledger rows [Wh]."""
+    for i in range(sums.shape[1]):
+        u = lo + i
+        for c in range(6):
+            ledger[u, c] += sums[c, i] * hours
+        ledger[u, 6] += wg[u] * n_steps * hours
+        ledger[u, 7] += max(wg[u], 0.0) * n_steps * hours
+
+
+def _stepping(blocks_loop: Callable[[int], Iterable[int]]) -> Callable[..., None]:
+    """The kernel's Python function, looping over blocks of units with ``blocks_loop``
+    (``prange`` or ``range``).  Each compilation needs a function of its own: numba's cache
+    keys a compiled function by its bytecode and closure, not by ``parallel=``, so two
+    compilations of one function share a cache entry and the serial code was loaded for the
+    parallel one."""
+
+    def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
+                   energy, capacity, bypass, ac_charge, out, ledger,
+                   watch, trip):  # pragma: no cover - compiled
+        """Advance every unit by ``len(solar_w)`` steps of ``dt`` [s].
+
+        Per step k: ``solar_w[k]`` the solar value at the step's middle [W/m² or W], the load
+        at ``load_kw[h, load_j[k]]`` interpolated with weight ``load_f[k]`` toward the next
+        sample.  ``energy``, ``bypass``, ``ac_charge``, ``out`` and ``ledger`` are updated in
+        place.
+
+        ``watch`` (units × 2: lowest and highest stored energy [Wh], :func:`energy_bands`) is
+        a band per unit; ``trip[i]`` gets the first step count after which unit i left it, or
+        n_steps + 1.  With ``watch`` None (no controller) the steps are compiled without the
+        check, a third faster.
+        """
+        n_units = energy.shape[0]
+        n_blocks = (n_units + BLOCK - 1) // BLOCK
+        size = (n_units + n_blocks - 1) // max(n_blocks, 1)  # even blocks: even threads
+        for b in blocks_loop(n_blocks):
+            _block(b * size, min(n_units, (b + 1) * size), dt, solar_w, load_j, load_f,
+                   load_kw, house, pv_gain, wg, dcdc_loss, p, energy, capacity, bypass,
+                   ac_charge, out, ledger, watch, trip)
+
+    return _run_steps
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def run_steps_until(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
                     energy, capacity, bypass, ac_charge, out, ledger,
                     watch):  # pragma: no cover - compiled
-    """:func:`_run_steps` with the loops the other way round: all units step together and
-    the run stops right after the first step that takes a unit out of its ``watch`` band.
-    Returns (steps run, whether a band was left).  The same arithmetic in the same order per
-    unit: the trajectory is the one of ``_run_steps`` over the steps run, bit for bit, and
-    nothing is run twice (no roll-back).  Units side by side also overlap in the processor,
-    where one unit's steps wait on each other."""
-    n_units, n_steps = energy.shape[0], solar_w.shape[0]
-    hours = dt / 3600.0
-    pp = _params(p)
-    n_samples = load_kw.shape[1]
-    sums = np.zeros((n_units, 6))  # pv, load, p2, wasted, acloss, dcloss [W·steps]
-    ran, left = n_steps, False
-    for k in range(n_steps):
-        j, j1, f = load_j[k], _next_sample(load_j[k], n_samples), load_f[k]
-        for i in range(n_units):
-            h = house[i]
-            e, byp, acc, pv, load, p2, flow, acloss, dcloss, wasted = _unit_step(
-                hours, pp, energy[i], capacity[i], bypass[i], ac_charge[i],
-                pv_gain[i] * solar_w[k], _between(load_kw[h, j], load_kw[h, j1], f),
-                wg[i], dcdc_loss[i])
-            energy[i], bypass[i], ac_charge[i] = e, byp, acc
-            out[i, 0], out[i, 1], out[i, 2], out[i, 3] = pv, load, p2, flow
-            out[i, 4], out[i, 5], out[i, 6] = acloss, dcloss, wasted
-            sums[i, 0] += pv
-            sums[i, 1] += load
-            sums[i, 2] += p2
-            sums[i, 3] += wasted
-            sums[i, 4] += acloss
-            sums[i, 5] += dcloss
-            if e < watch[i, 0] or e > watch[i, 1]:
-                left = True
-        if left:
-            ran = k + 1
-            break
-    for i in range(n_units):
-        for c in range(6):
-            ledger[i, c] += sums[i, c] * hours
-        ledger[i, 6] += wg[i] * ran * hours
-        ledger[i, 7] += max(wg[i], 0.0) * ran * hours
+    """:func:`_run_steps` for all units side by side, stopping right after the first step
+    that takes a unit out of its ``watch`` band.  Returns (steps run, whether a band was
+    left).  The same arithmetic in the same order per unit: the trajectory is the one of
+    ``_run_steps`` over the steps run, bit for bit, and nothing is run twice (no roll-back).
+    Each step's state goes to the other of two buffers, so that the last step can be run
+    again from its start for the values shown (not kept at every step: the loop over units
+    would not be vectorised)."""
+    n_units, n_steps, n_samples = energy.shape[0], solar_w.shape[0], load_kw.shape[1]
+    hours, pp = dt / 3600.0, _params(p)
+    e, byp, acc = energy.copy(), bypass.copy(), ac_charge.copy()
+    e0, byp0, acc0 = energy.copy(), bypass.copy(), ac_charge.copy()  # before the step
+    e_lo, e_hi = watch[:, 0].copy(), watch[:, 1].copy()
+    tripped = np.full(n_units, n_steps + 1, np.int64)
+    sums, last = np.zeros((6, n_units)), np.empty((7, n_units))
+    here, there = np.empty(n_units), np.empty(n_units)
+    ran, left, loaded = 0, False, -1
+    while ran < n_steps and not left:
+        j = load_j[ran]
+        if j != loaded:
+            _load_samples(j, _next_sample(j, n_samples), load_kw, house, here, there)
+            loaded = j
+        e0[:], byp0[:], acc0[:] = e, byp, acc
+        left = _block_step(ran, hours, pp, solar_w[ran], load_f[ran], here, there, pv_gain,
+                           wg, dcdc_loss, capacity, e_lo, e_hi, e, byp, acc, tripped, sums,
+                           None)
+        ran += 1
+    if ran > 0:  # the last step again, from its start, for the values shown
+        k, again = ran - 1, np.zeros((6, n_units))
+        _block_step(k, hours, pp, solar_w[k], load_f[k], here, there, pv_gain, wg,
+                    dcdc_loss, capacity, e_lo, e_hi, e0, byp0, acc0, tripped, again, last)
+        out[:, :] = last.T
+        _book(0, sums, wg, ran, hours, ledger)
+    energy[:], bypass[:], ac_charge[:] = e, byp, acc
     return ran, left
 
 
 #: Both compilations of one function: threads pay off only for large blocks of work.
-run_steps_parallel = njit(cache=True, parallel=True, nogil=True)(_run_steps)
-run_steps_serial = njit(cache=True, nogil=True)(_run_steps)
+run_steps_parallel = njit(cache=True, parallel=True, nogil=True)(_stepping(prange))
+run_steps_serial = njit(cache=True, nogil=True)(_stepping(range))
 #: Unit-steps per call from which the parallel version is used: a headless day of 100 houses
 #: at Δt 10 s (864,000) takes ~8 ms on one core, the threads' start and join ~50 µs.
 PARALLEL_MIN_WORK = 250_000
@@ -230,8 +286,6 @@ def run_steps(dt: float, solar_w: np.ndarray, load_j: np.ndarray, load_f: np.nda
     threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
     kernel = run_steps_parallel if work >= PARALLEL_MIN_WORK and threads > 1 else \
         run_steps_serial
-    if watch is None:
-        watch = unwatched(energy.shape[0])
     trip = np.empty(energy.shape[0], dtype=np.int64)
     kernel(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
            energy, capacity, bypass, ac_charge, out, ledger, watch, trip)
