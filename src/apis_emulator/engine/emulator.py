@@ -11,7 +11,7 @@ import calendar
 import datetime as dt
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,14 +21,14 @@ from ..config import Settings
 from ..errors import InvalidValueError, UnknownUnitError
 from ..modes import Mode
 from .grid import solve_grid
-from .kernel import LEDGER_FIELDS, OUT_FIELDS, energy_bands, params_vector, run_steps
+from .kernel import LEDGER_FIELDS, OUT_FIELDS, Recording, energy_bands, params_vector, run_steps
 from .rules import DCDC_RULES, EMU_RULES
 from .series import DAYS, DataSet
 from .stepper import Stepping
 from .template import standard_document
 from .units import Units, copy_tree
 
-__all__ = ["Emulator", "Snapshot", "ConverterCommand", "RAMP_SECONDS"]
+__all__ = ["Emulator", "Snapshot", "Sample", "ConverterCommand", "RAMP_SECONDS"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,21 @@ class Snapshot:
         """Battery-side converter power wg − loss, > 0 when it charges the battery [W]."""
         wb: np.ndarray = self.wg - self.dcdc_loss
         return wb
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The units' shown values at one moment inside a longer run of steps
+    (:meth:`Emulator.advance_sampled`): what the individual log writes, read-only."""
+
+    time: dt.datetime
+    step: int
+    ids: tuple[str, ...]
+    displays: tuple[str, ...]
+    energy: np.ndarray  # stored battery energy [Wh]
+    capacity: np.ndarray  # battery size [Wh]
+    out: np.ndarray  # the step's values, columns OUT_FIELDS [W]
+    wg: np.ndarray  # grid power, > 0 into the unit [W]
 
 
 class Emulator:
@@ -492,6 +507,38 @@ class Emulator:
             self._progress_ramp(ran * self.dt)
         self._changed()
         return done, left
+
+    def sample(self) -> Sample:
+        """The units' shown values now, read-only copies."""
+        u = self.units
+        arrays = [u.energy.copy(), u.capacity.copy(), u.out.copy(), u.wg.copy()]
+        for array in arrays:
+            array.flags.writeable = False
+        return Sample(self.now, self.step_index, tuple(u.ids), self._displays(), *arrays)
+
+    def advance_sampled(self, n_steps: int, at: Sequence[int]) -> list[Sample] | None:
+        """Run ``n_steps`` physics steps in one kernel call, keeping the units' shown values
+        after each step count in ``at`` (increasing, each in 1 … n_steps − 1) instead of
+        stopping there: the same trajectory, to the bit, as :meth:`advance` stopped at each.
+        None (nothing run) while the grid ramps: its voltage changes at every step."""
+        u, n = self.units, int(n_steps)
+        if self.ramp_voltage is not None or n <= 0 or len(u) == 0:
+            return None
+        record = Recording.after(at, len(u))
+        solar, load_j, load_f = self._sample_inputs(n)
+        run_steps(self.dt, solar, load_j, load_f, self.dataset.load_kw, u.house, u.pv_gain,
+                  u.wg, u.dcdc_loss, self._params, u.energy, u.capacity, u.bypass,
+                  u.ac_charge, u.out, u.ledger, None, record)
+        first = self.step_index
+        self.step_index += n
+        self._changed()
+        shared = [record.energy, record.out, u.capacity.copy(), u.wg.copy()]
+        for array in shared:
+            array.flags.writeable = False
+        ids, displays = tuple(u.ids), self._displays()
+        return [Sample(self.start_time + dt.timedelta(seconds=(first + int(c)) * self.dt),
+                       first + int(c), ids, displays, record.energy[r], shared[2],
+                       record.out[r], shared[3]) for r, c in enumerate(record.at)]
 
     def stepping(self) -> Stepping:
         """The engine's arrays and grid scalars for a compiled loop (engine/stepper.py); the

@@ -18,14 +18,15 @@ Per unit and step of Δt [s] (power-flow-model §2–§5; powers [W], energies [
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["run_steps", "run_steps_until", "params_vector", "unwatched", "energy_bands",
-           "energy_band", "OUT_FIELDS", "LEDGER_FIELDS", "P"]
+__all__ = ["run_steps", "Recording", "run_steps_until", "params_vector", "unwatched",
+           "energy_bands", "energy_band", "OUT_FIELDS", "LEDGER_FIELDS", "P"]
 
 #: Columns of the ``out`` array: the values of each unit's last step [W].
 OUT_FIELDS = ("pv", "load", "p2", "flow", "acloss", "dcloss", "wasted")
@@ -110,8 +111,8 @@ def _block_step(k, hours, pp, solar, f, here, there, pv_gain, wg, dcdc_loss, cap
     load samples [kW] around the step, ``f`` the weight toward ``there``.  Updates the state,
     ``sums`` (6 × units: pv, load, p2, wasted, acloss, dcloss [W·steps]) and ``tripped`` (the
     first step count after which a unit left [e_lo, e_hi], untouched before); with ``last``
-    (7 × units, else None: the loop then compiles to vector instructions) the step's values.
-    Returns whether a unit left its band at this step."""
+    (units × 7 as ``out``, else None: the loop then compiles to vector instructions) the step's
+    values.  Returns whether a unit left its band at this step."""
     left = False
     for i in range(energy.shape[0]):
         e, byp, acc, pv, load, p2, flow, acloss, dcloss, wasted = _unit_step(
@@ -130,15 +131,15 @@ def _block_step(k, hours, pp, solar, f, here, there, pv_gain, wg, dcdc_loss, cap
         sums[4, i] += acloss
         sums[5, i] += dcloss
         if last is not None:
-            last[0, i], last[1, i], last[2, i], last[3, i] = pv, load, p2, flow
-            last[4, i], last[5, i], last[6, i] = acloss, dcloss, wasted
+            last[i, 0], last[i, 1], last[i, 2], last[i, 3] = pv, load, p2, flow
+            last[i, 4], last[i, 5], last[i, 6] = acloss, dcloss, wasted
     return left
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _block(lo, hi, dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
-           energy, capacity, bypass, ac_charge, out, ledger, watch,
-           trip):  # pragma: no cover - compiled
+           energy, capacity, bypass, ac_charge, out, ledger, watch, trip, rec_at, rec_energy,
+           rec_out):  # pragma: no cover - compiled
     """Units lo … hi−1 through every step of :func:`_run_steps` (contiguous copies of their
     state, so that the step's loop over them is vectorised and stays in cache)."""
     n_steps, n_samples = solar_w.shape[0], load_kw.shape[1]
@@ -151,24 +152,32 @@ def _block(lo, hi, dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcd
         e_lo = e_hi = None
     else:
         e_lo, e_hi = watch[lo:hi, 0].copy(), watch[lo:hi, 1].copy()
-    sums, last = np.zeros((6, hi - lo)), np.empty((7, hi - lo))
+    sums = np.zeros((6, hi - lo))
     here, there = np.empty(hi - lo), np.empty(hi - lo)
     loaded = -1  # the load sample in here/there
+    r, booked = 0, 0  # the next recorded sample; steps already in the ledger
     for k in range(n_steps):
         j = load_j[k]
         if j != loaded:
             _load_samples(j, _next_sample(j, n_samples), load_kw, house[lo:hi], here, there)
             loaded = j
-        if k < n_steps - 1:
+        if r < rec_at.shape[0] and k + 1 == rec_at[r]:
+            _block_step(k, hours, pp, solar_w[k], load_f[k], here, there, gain, w, dl, cap,
+                        e_lo, e_hi, e, byp, acc, tripped, sums, rec_out[r, lo:hi])
+            rec_energy[r, lo:hi] = e
+            # the ledger as if the run had stopped here: the same sums, the same bits
+            _book(lo, sums, wg, k + 1 - booked, hours, ledger)
+            sums[:, :] = 0.0
+            r, booked = r + 1, k + 1
+        elif k < n_steps - 1:
             _block_step(k, hours, pp, solar_w[k], load_f[k], here, there, gain, w, dl, cap,
                         e_lo, e_hi, e, byp, acc, tripped, sums, None)
         else:  # the last step's values are the ones shown
             _block_step(k, hours, pp, solar_w[k], load_f[k], here, there, gain, w, dl, cap,
-                        e_lo, e_hi, e, byp, acc, tripped, sums, last)
+                        e_lo, e_hi, e, byp, acc, tripped, sums, out[lo:hi])
     energy[lo:hi], bypass[lo:hi], ac_charge[lo:hi], trip[lo:hi] = e, byp, acc, tripped
-    if n_steps > 0:
-        out[lo:hi, :] = last.T
-        _book(lo, sums, wg, n_steps, hours, ledger)
+    if n_steps > booked:
+        _book(lo, sums, wg, n_steps - booked, hours, ledger)
 
 
 @njit(cache=True, nogil=True)
@@ -198,7 +207,7 @@ def _stepping(blocks_loop: Callable[[int], Iterable[int]]) -> Callable[..., None
 
     def _run_steps(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
                    energy, capacity, bypass, ac_charge, out, ledger,
-                   watch, trip):  # pragma: no cover - compiled
+                   watch, trip, rec_at, rec_energy, rec_out):  # pragma: no cover - compiled
         """Advance every unit by ``len(solar_w)`` steps of ``dt`` [s].
 
         Per step k: ``solar_w[k]`` the solar value at the step's middle [W/m² or W], the load
@@ -210,6 +219,12 @@ def _stepping(blocks_loop: Callable[[int], Iterable[int]]) -> Callable[..., None
         a band per unit; ``trip[i]`` gets the first step count after which unit i left it, or
         n_steps + 1.  With ``watch`` None (no controller) the steps are compiled without the
         check, a third faster.
+
+        Samples of the individual log without stopping: after each step count in ``rec_at``
+        (increasing, each below n_steps) the units' stored energy goes to a row of
+        ``rec_energy`` (samples × units [Wh]) and the step's values to ``rec_out`` (samples ×
+        units × 7 as ``out``); the ledger is booked there as a run stopped there would book
+        it, so that recording changes no bit of the trajectory.
         """
         n_units = energy.shape[0]
         n_blocks = (n_units + BLOCK - 1) // BLOCK
@@ -217,7 +232,7 @@ def _stepping(blocks_loop: Callable[[int], Iterable[int]]) -> Callable[..., None
         for b in blocks_loop(n_blocks):
             _block(b * size, min(n_units, (b + 1) * size), dt, solar_w, load_j, load_f,
                    load_kw, house, pv_gain, wg, dcdc_loss, p, energy, capacity, bypass,
-                   ac_charge, out, ledger, watch, trip)
+                   ac_charge, out, ledger, watch, trip, rec_at, rec_energy, rec_out)
 
     return _run_steps
 
@@ -239,7 +254,7 @@ def run_steps_until(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dc
     e0, byp0, acc0 = energy.copy(), bypass.copy(), ac_charge.copy()  # before the step
     e_lo, e_hi = watch[:, 0].copy(), watch[:, 1].copy()
     tripped = np.full(n_units, n_steps + 1, np.int64)
-    sums, last = np.zeros((6, n_units)), np.empty((7, n_units))
+    sums = np.zeros((6, n_units))
     here, there = np.empty(n_units), np.empty(n_units)
     ran, left, loaded = 0, False, -1
     while ran < n_steps and not left:
@@ -255,8 +270,7 @@ def run_steps_until(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dc
     if ran > 0:  # the last step again, from its start, for the values shown
         k, again = ran - 1, np.zeros((6, n_units))
         _block_step(k, hours, pp, solar_w[k], load_f[k], here, there, pv_gain, wg,
-                    dcdc_loss, capacity, e_lo, e_hi, e0, byp0, acc0, tripped, again, last)
-        out[:, :] = last.T
+                    dcdc_loss, capacity, e_lo, e_hi, e0, byp0, acc0, tripped, again, out)
         _book(0, sums, wg, ran, hours, ledger)
     energy[:], bypass[:], ac_charge[:] = e, byp, acc
     return ran, left
@@ -274,22 +288,49 @@ def run_steps(dt: float, solar_w: np.ndarray, load_j: np.ndarray, load_f: np.nda
               load_kw: np.ndarray, house: np.ndarray, pv_gain: np.ndarray, wg: np.ndarray,
               dcdc_loss: np.ndarray, p: np.ndarray, energy: np.ndarray, capacity: np.ndarray,
               bypass: np.ndarray, ac_charge: np.ndarray, out: np.ndarray, ledger: np.ndarray,
-              watch: np.ndarray | None = None) -> int:
-    """Advance every unit by ``len(solar_w)`` steps (see :func:`_run_steps`).
+              watch: np.ndarray | None = None,
+              record: Recording | None = None) -> int:
+    """Advance every unit by ``len(solar_w)`` steps (see :func:`_run_steps`); ``record``
+    says where to keep samples taken on the way.
 
     Returns the first step count after which a unit left its ``watch`` band (or n + 1): the
     units have then still run all n steps; the caller rolls back if it wants to stop there.
     """
-    n = solar_w.shape[0]
-    work = energy.shape[0] * n
+    n, n_units = solar_w.shape[0], energy.shape[0]
+    work = n_units * n
     # NUMBA_NUM_THREADS=1 (a sweep's workers, one per core) keeps to the serial version
     threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
     kernel = run_steps_parallel if work >= PARALLEL_MIN_WORK and threads > 1 else \
         run_steps_serial
-    trip = np.empty(energy.shape[0], dtype=np.int64)
+    record = record or Recording.none(n_units)
+    if record.at.size and not (0 < record.at[0] and record.at[-1] < n
+                               and np.all(np.diff(record.at) > 0)):
+        raise ValueError(f"samples at step counts {record.at}: each in 1 … {n - 1}, increasing")
+    trip = np.empty(n_units, dtype=np.int64)
     kernel(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
-           energy, capacity, bypass, ac_charge, out, ledger, watch, trip)
+           energy, capacity, bypass, ac_charge, out, ledger, watch, trip, record.at,
+           record.energy, record.out)
     return int(trip.min()) if trip.size else n + 1
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Samples taken inside one kernel call: after step counts ``at``, the units' stored
+    energy [Wh] (samples × units) and their step's values (samples × units × OUT_FIELDS)."""
+
+    at: np.ndarray
+    energy: np.ndarray
+    out: np.ndarray
+
+    @classmethod
+    def after(cls, at: Sequence[int], n_units: int) -> Recording:
+        """Room for samples after the step counts ``at``."""
+        return cls(np.asarray(at, dtype=np.int64), np.empty((len(at), n_units)),
+                   np.empty((len(at), n_units, len(OUT_FIELDS))))
+
+    @classmethod
+    def none(cls, n_units: int) -> Recording:
+        return cls.after([], n_units)
 
 
 def unwatched(n_units: int) -> np.ndarray:

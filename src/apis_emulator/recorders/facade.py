@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..engine import Snapshot
+from ..engine import Sample, Snapshot
 from ..engine.deals import DealRecord
 from .database import RunInfo
 from .httpsink import UnitDocuments
@@ -108,7 +108,7 @@ class Recorders:
         return self.summary.so_far(snap)
 
     # ------------------------------------------------------------------ feeding
-    def log_units(self, snap: Snapshot, documents: UnitDocuments | None = None) -> None:
+    def log_units(self, snap: Snapshot | Sample, documents: UnitDocuments | None = None) -> None:
         """One individual-log sample: the per-unit rows to the log, the database and (with
         ``documents``, see :func:`~.httpsink.frozen_documents`) the HTTP sink."""
         block = UnitsBlock.of(snap)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..engine import OUT_FIELDS, Snapshot
+from ..engine import OUT_FIELDS, Sample, Snapshot
 from .textfmt import encode_column, format_table
 from .worker import AppendFile, SinkWorker
 
@@ -53,8 +53,8 @@ class UnitsBlock:
     wg: np.ndarray = field(repr=False)  # [W], > 0 into the unit
 
     @classmethod
-    def of(cls, snap: Snapshot) -> UnitsBlock:
-        """The block of one snapshot (its arrays are read-only copies: no copy here)."""
+    def of(cls, snap: Snapshot | Sample) -> UnitsBlock:
+        """The block of one snapshot or sample (its arrays are read-only: no copy here)."""
         return cls(snap.time, snap.ids, snap.displays, snap.energy, snap.capacity, snap.out,
                    snap.wg)
 

@@ -133,13 +133,15 @@ def _schedule(em: Emulator, plan: RecorderPlan, recorders: Recorders,
     schedule = Schedule(em, controller, sample_every=every, compiled=compiled)
 
     def sample(e: Emulator) -> None:
-        docs = frozen_documents(e) if recorders.wants_documents else None
-        recorders.log_units(e.snapshot(), docs)
+        recorders.log_units(e.snapshot(), frozen_documents(e))
 
     def midnight(e: Emulator, shared: dict[str, float]) -> None:
         recorders.end_day(e.snapshot(), day_label(e.now), shared if controller else None)
 
-    schedule.on_sample.append(sample)
+    if recorders.wants_documents:  # the HTTP sink: the run stops at each sample
+        schedule.on_sample.append(sample)
+    else:  # the kernel keeps the samples on its way
+        schedule.on_sample_values.append(recorders.log_units)
     schedule.on_midnight.append(midnight)
     schedule.on_deals.append(recorders.log_deals)
     return schedule

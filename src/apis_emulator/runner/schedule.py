@@ -6,6 +6,10 @@ asks, or the moment a battery leaves the band it watches).  :meth:`Schedule.run`
 emulator through a number of steps and stops at every event on its exact step: the recorders
 see the state at the sample time, the controller acts at its tick.  Both runners call it, so a
 served and a headless run see the same events at the same emulated times.
+
+Samples need no stop when nothing acts on the state and every sample handler takes the shown
+values (``on_sample_values``): the kernel keeps them on its way to the next midnight
+(:meth:`Emulator.advance_sampled`), at the steps where the run would have stopped.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 
 from ..control import Controller, ControlView, DealRecord
 from ..control.compiled import CompiledApis, compiles
-from ..engine import Emulator
+from ..engine import Emulator, Sample
 from ..engine.units import Units
 
 __all__ = ["Schedule", "next_midnight"]
@@ -34,7 +38,8 @@ def next_midnight(when: dt.datetime) -> dt.datetime:
 class Schedule:
     """Samples, midnights and control ticks of one run.
 
-    Handlers (lists, called in order): ``on_sample(emulator)``,
+    Handlers (lists, called in order): ``on_sample(emulator)``, ``on_sample_values(sample)``
+    with the units' shown values (:class:`~apis_emulator.engine.Sample`),
     ``on_midnight(emulator, shared)`` with the controller's day totals (empty without one),
     ``on_deals(records)`` with the deals that finished.
     """
@@ -43,6 +48,7 @@ class Schedule:
     controller: Controller | None = None
     sample_every: float | None = None  # [s] of emulated time; None: no samples
     on_sample: list[Callable[[Emulator], None]] = field(default_factory=list)
+    on_sample_values: list[Callable[[Sample], None]] = field(default_factory=list)
     on_midnight: list[Callable[[Emulator, dict[str, float]], None]] = field(default_factory=list)
     on_deals: list[Callable[[list[DealRecord]], None]] = field(default_factory=list)
     power_flow: bool = True
@@ -70,12 +76,14 @@ class Schedule:
             return math.inf
         return (math.floor(elapsed / every + 1e-9) + 1) * every
 
-    def _steps_to(self, elapsed: float) -> int:
-        """Whole steps until ``elapsed`` [s since the start] is reached (0 if it has)."""
+    def _steps_to(self, elapsed: float, step: int | None = None) -> int:
+        """Whole steps from ``step`` (default: now) until ``elapsed`` [s since the start] is
+        reached (0 if it has)."""
         em = self.emulator
         if math.isinf(elapsed):
             return 2**62
-        return max(0, math.ceil((elapsed - em.emulated_s) / em.dt - 1e-9))
+        now = em.emulated_s if step is None else step * em.dt
+        return max(0, math.ceil((elapsed - now) / em.dt - 1e-9))
 
     def view(self) -> ControlView:
         """What a controller sees now."""
@@ -94,6 +102,8 @@ class Schedule:
         start = em.step_index
         if self._stepper is not None:
             return self._run_compiled(end)
+        if self.controller is None and self.power_flow and not self.on_sample:
+            return self._run_sampling(end)
         plan_steps, watch = self._control()
         while em.step_index < end:
             k = min(end - em.step_index, plan_steps, self._steps_to(self._next_sample),
@@ -115,6 +125,39 @@ class Schedule:
             self._recorders_due()
         return em.step_index - start
 
+    def _run_sampling(self, end: int) -> int:
+        """Without a controller: one kernel call to each midnight (or the end), the samples
+        on the way kept by the kernel at the steps where the loop of :meth:`run` stops."""
+        em = self.emulator
+        start = em.step_index
+        while em.step_index < end:
+            k = min(end - em.step_index, em.steps_until(self._next_day) or 1)
+            at, following = self._samples_within(k)
+            samples = em.advance_sampled(k, at) if at else None
+            if samples is None:  # no sample inside, or a rising grid: stop at the next one
+                em.advance(max(1, min(k, self._steps_to(self._next_sample))))
+            else:
+                for sample in samples:
+                    for handler in self.on_sample_values:
+                        handler(sample)
+                self._next_sample = following
+            self._recorders_due()
+        return em.step_index - start
+
+    def _samples_within(self, k: int) -> tuple[list[int], float]:
+        """The step counts in 1 … k − 1 at which :meth:`run`'s loop would take a sample (its
+        arithmetic, step by step), and the sample time that follows them."""
+        first = step = self.emulator.step_index
+        at: list[int] = []
+        due = self._next_sample
+        while True:
+            step += max(1, self._steps_to(due, step))
+            if step >= first + k:
+                return at, due
+            if step * self.emulator.dt >= due - 1e-9:
+                at.append(step - first)
+                due = self._sample_after(step * self.emulator.dt)
+
     def _recorders_due(self) -> None:
         em = self.emulator
         if em.now >= self._next_day:
@@ -125,6 +168,10 @@ class Schedule:
         if em.emulated_s >= self._next_sample - 1e-9:
             for handler in self.on_sample:
                 handler(em)
+            if self.on_sample_values:
+                sample = em.sample()
+                for values_handler in self.on_sample_values:
+                    values_handler(sample)
             self._next_sample = self._sample_after(em.emulated_s)
 
     def _control(self, left: bool = False) -> tuple[int, np.ndarray | None]:
