@@ -69,6 +69,32 @@ class DayRow:
         return out
 
 
+@dataclass(frozen=True)
+class _Base:
+    """Each unit's ledger and stored energy where the summary's current day began."""
+
+    ids: tuple[str, ...]
+    ledger: np.ndarray  # units × LEDGER_FIELDS [Wh]
+    energy: np.ndarray  # [Wh]
+
+    @classmethod
+    def of(cls, snap: Snapshot) -> _Base:
+        return cls(snap.ids, snap.ledger.copy(), snap.energy.copy())
+
+    def rows_for(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+        """The baseline rows of ``snap``'s units, in its order; a unit the baseline does not
+        know starts from its own values (no change counted)."""
+        if snap.ids == self.ids:
+            return self.ledger, self.energy
+        position = {uid: i for i, uid in enumerate(self.ids)}
+        ledger, energy = snap.ledger.copy(), snap.energy.copy()
+        for i, uid in enumerate(snap.ids):
+            j = position.get(uid)
+            if j is not None:
+                ledger[i], energy[i] = self.ledger[j], self.energy[j]
+        return ledger, energy
+
+
 class DailySummary:
     """Turns snapshots taken at day ends into summary rows (pure, no I/O).
 
@@ -80,16 +106,11 @@ class DailySummary:
     """
 
     def __init__(self, first: Snapshot):
-        self._base = self._by_unit(first)
+        self._base = _Base.of(first)
         self._carry = np.zeros(len(LEDGER_FIELDS))  # [Wh] of segments closed by rebase()
         self._carry_delta = 0.0  # [Wh]
         self._rows: list[DayRow] = []  # day rows only: a year is 365 small rows
         self.last_step = first.step
-
-    @staticmethod
-    def _by_unit(snap: Snapshot) -> dict[str, tuple[np.ndarray, float]]:
-        return {uid: (snap.ledger[i].copy(), float(snap.energy[i]))
-                for i, uid in enumerate(snap.ids)}
 
     @property
     def rows(self) -> tuple[DayRow, ...]:
@@ -97,14 +118,17 @@ class DailySummary:
         return tuple(self._rows)
 
     def _segment(self, snap: Snapshot) -> tuple[np.ndarray, float]:
-        """Ledger and stored-energy change of the units since the baseline [Wh]."""
-        ledger = self._carry.copy()
-        delta = self._carry_delta
-        for i, uid in enumerate(snap.ids):
-            before, energy_before = self._base.get(uid, (snap.ledger[i], float(snap.energy[i])))
-            ledger += snap.ledger[i] - before
-            delta += float(snap.energy[i]) - energy_before
-        return ledger, delta
+        """Ledger and stored-energy change of the units since the baseline [Wh]: the units'
+        changes added one after the other in id order (``np.add.accumulate`` adds in order,
+        unlike ``np.sum``), so the bits do not depend on the number of units per call."""
+        ledger_before, energy_before = self._base.rows_for(snap)
+        changes = np.empty((len(snap.ids) + 1, len(LEDGER_FIELDS)))
+        changes[0] = self._carry
+        np.subtract(snap.ledger, ledger_before, out=changes[1:])
+        stored = np.empty(len(snap.ids) + 1)
+        stored[0] = self._carry_delta
+        np.subtract(snap.energy, energy_before, out=stored[1:])
+        return np.add.accumulate(changes)[-1], float(np.add.accumulate(stored)[-1])
 
     def _row(self, snap: Snapshot, label: str,
              shared: Mapping[str, float] | None = None) -> DayRow:
@@ -132,22 +156,20 @@ class DailySummary:
         """
         self._carry, self._carry_delta = self._segment(before)
         previous = {uid: i for i, uid in enumerate(before.ids)}
-        base = {}
+        ledger, energy = after.ledger.copy(), after.energy.copy()
         for i, uid in enumerate(after.ids):
             j = previous.get(uid)
             if j is not None and bool(np.all(after.ledger[i, _MONOTONE] >=
                                              before.ledger[j, _MONOTONE])):
-                base[uid] = (before.ledger[j].copy(), float(before.energy[j]))
-            else:
-                base[uid] = (after.ledger[i].copy(), float(after.energy[i]))
-        self._base = base
+                ledger[i], energy[i] = before.ledger[j], before.energy[j]
+        self._base = _Base(after.ids, ledger, energy)
 
     def day_row(self, snap: Snapshot, label: str,
                 shared: Mapping[str, float] | None = None) -> DayRow:
         """The row for the time since the previous call, labelled ``label``; ``shared``: a
         controller's totals of the day (SHARED_COLUMNS)."""
         row = self._row(snap, label, shared)
-        self._base = self._by_unit(snap)
+        self._base = _Base.of(snap)
         self._carry = np.zeros(len(LEDGER_FIELDS))
         self._carry_delta = 0.0
         self.last_step = snap.step
