@@ -18,6 +18,7 @@ import pytest
 
 from apis_emulator.config import Settings
 from apis_emulator.engine import LEDGER_FIELDS, Emulator
+from apis_emulator.engine.kernel import warm_up
 from apis_emulator.inputs import DAYS, DataSet, load_dataset
 
 #: The reference settings of specification §7.1 that the hand-computed tests rely on.
@@ -163,6 +164,16 @@ def sweep_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     load = rng.uniform(0.1, 1.5, (4, DAYS, 48))
     return write_dataset(tmp_path_factory.mktemp("sweepdata") / "data", solar=solar, load=load,
                          households=4)
+
+
+# ---------------------------------------------------------------------- the compiled kernels
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels() -> float:
+    """Every version of the physics kernel compiled (or loaded) into numba's cache before the
+    first test: a fresh checkout compiles them in about 40 s, and a server or run started by a
+    test would otherwise compile them while its test waits (a server warms them before it
+    listens, kernel.warm_up).  The seconds it took."""
+    return warm_up()
 
 
 # ---------------------------------------------------------------------- the browser tests

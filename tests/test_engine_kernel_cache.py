@@ -54,3 +54,17 @@ def test_the_parallel_kernel_is_not_loaded_from_the_serial_ones_cache(tmp_path: 
     assert parallel["energy"] == serial["energy"]  # the same arithmetic
     again = _call("run_steps_parallel", tmp_path)
     assert (again["hits"], again["misses"]) == (1, 0)  # and its own entry is found
+
+
+def test_warm_up_readies_every_version_a_run_may_call(compiled_kernels: float) -> None:
+    """kernel.warm_up (run for the session by conftest, and by a server before it listens):
+    serial and parallel, with and without a band, and the compiled controller's block."""
+    import numba
+
+    from apis_emulator.engine import kernel
+
+    assert compiled_kernels >= 0.0
+    assert len(kernel.run_steps_serial.signatures) == 2  # watch None and a band
+    assert len(kernel.run_steps_until.signatures) == 1
+    if numba.config.NUMBA_NUM_THREADS > 1:  # type: ignore[attr-defined]
+        assert len(kernel.run_steps_parallel.signatures) == 2

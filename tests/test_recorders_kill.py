@@ -33,8 +33,10 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("dataset"), households=3)
 
 
-def start_simulate(dataset_dir: Path, cwd: Path, days: int = 30) -> subprocess.Popen:
-    """A headless run that writes a block every emulated minute (a lot of writing)."""
+def start_simulate(dataset_dir: Path, cwd: Path, days: int = 365) -> subprocess.Popen:
+    """A headless run that writes a block every emulated minute (a lot of writing); long
+    enough to be killed while it steps, not while it closes (a month of 3 units took
+    ≈ 2 s once samples no longer stopped the kernel)."""
     cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", "apis_emulator", "simulate", "--data", str(dataset_dir),
@@ -128,7 +130,7 @@ def test_sigkill_at_random_moments_leaves_only_complete_rows(dataset_dir, tmp_pa
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_or_sigint_stops_a_headless_run_cleanly(dataset_dir, tmp_path, signum):
     """Exit 0; the partial day, sum and avg rows; database closed; log and database agree."""
-    proc = start_simulate(dataset_dir, tmp_path, days=60)
+    proc = start_simulate(dataset_dir, tmp_path)
     out = tmp_path / "out"
     wait_for_rows(out / "indivLog.csv", proc)
     time.sleep(1.0)

@@ -18,6 +18,7 @@ Per unit and step of Δt [s] (power-flow-model §2–§5; powers [W], energies [
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["run_steps", "Recording", "run_steps_until", "params_vector", "unwatched",
-           "energy_bands", "energy_band", "OUT_FIELDS", "LEDGER_FIELDS", "P"]
+           "energy_bands", "energy_band", "warm_up", "OUT_FIELDS", "LEDGER_FIELDS", "P"]
 
 #: Columns of the ``out`` array: the values of each unit's last step [W].
 OUT_FIELDS = ("pv", "load", "p2", "flow", "acloss", "dcloss", "wasted")
@@ -137,6 +138,17 @@ def _block_step(k, hours, pp, solar, f, here, there, pv_gain, wg, dcdc_loss, cap
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _shown_step(k, hours, pp, solar, f, here, there, pv_gain, wg, dcdc_loss, capacity,
+                e_lo, e_hi, energy, bypass, ac_charge, tripped, sums,
+                last):  # pragma: no cover - compiled
+    """:func:`_block_step` keeping the step's values in ``last``: a call of its own, made at
+    samples and at the end only, so that the step is inlined once per caller (each copy
+    costs seconds of compiling)."""
+    return _block_step(k, hours, pp, solar, f, here, there, pv_gain, wg, dcdc_loss, capacity,
+                       e_lo, e_hi, energy, bypass, ac_charge, tripped, sums, last)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _block(lo, hi, dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
            energy, capacity, bypass, ac_charge, out, ledger, watch, trip, rec_at, rec_energy,
            rec_out):  # pragma: no cover - compiled
@@ -161,20 +173,20 @@ def _block(lo, hi, dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcd
         if j != loaded:
             _load_samples(j, _next_sample(j, n_samples), load_kw, house[lo:hi], here, there)
             loaded = j
-        if r < rec_at.shape[0] and k + 1 == rec_at[r]:
+        recorded = r < rec_at.shape[0] and k + 1 == rec_at[r]
+        if recorded or k == n_steps - 1:  # a sample, or the last step's values shown
+            shown = rec_out[r, lo:hi] if recorded else out[lo:hi]
+            _shown_step(k, hours, pp, solar_w[k], load_f[k], here, there, gain, w, dl, cap,
+                        e_lo, e_hi, e, byp, acc, tripped, sums, shown)
+        else:
             _block_step(k, hours, pp, solar_w[k], load_f[k], here, there, gain, w, dl, cap,
-                        e_lo, e_hi, e, byp, acc, tripped, sums, rec_out[r, lo:hi])
+                        e_lo, e_hi, e, byp, acc, tripped, sums, None)
+        if recorded:
             rec_energy[r, lo:hi] = e
             # the ledger as if the run had stopped here: the same sums, the same bits
             _book(lo, sums, wg, k + 1 - booked, hours, ledger)
             sums[:, :] = 0.0
             r, booked = r + 1, k + 1
-        elif k < n_steps - 1:
-            _block_step(k, hours, pp, solar_w[k], load_f[k], here, there, gain, w, dl, cap,
-                        e_lo, e_hi, e, byp, acc, tripped, sums, None)
-        else:  # the last step's values are the ones shown
-            _block_step(k, hours, pp, solar_w[k], load_f[k], here, there, gain, w, dl, cap,
-                        e_lo, e_hi, e, byp, acc, tripped, sums, out[lo:hi])
     energy[lo:hi], bypass[lo:hi], ac_charge[lo:hi], trip[lo:hi] = e, byp, acc, tripped
     if n_steps > booked:
         _book(lo, sums, wg, n_steps - booked, hours, ledger)
@@ -269,7 +281,7 @@ def run_steps_until(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dc
         ran += 1
     if ran > 0:  # the last step again, from its start, for the values shown
         k, again = ran - 1, np.zeros((6, n_units))
-        _block_step(k, hours, pp, solar_w[k], load_f[k], here, there, pv_gain, wg,
+        _shown_step(k, hours, pp, solar_w[k], load_f[k], here, there, pv_gain, wg,
                     dcdc_loss, capacity, e_lo, e_hi, e0, byp0, acc0, tripped, again, out)
         _book(0, sums, wg, ran, hours, ledger)
     energy[:], bypass[:], ac_charge[:] = e, byp, acc
@@ -331,6 +343,29 @@ class Recording:
     @classmethod
     def none(cls, n_units: int) -> Recording:
         return cls.after([], n_units)
+
+
+def warm_up() -> float:
+    """Compile, or load from numba's cache, every version of the kernel a run may call:
+    serial and parallel, with and without a band, and :func:`run_steps_until`.  A server
+    calls it before it listens: a first compile takes tens of seconds, and compiling holds
+    the interpreter, so requests would wait for it.  Returns the seconds it took."""
+    started = time.perf_counter()
+    n_units, n = 2, 2
+    arrays = (np.full(n, 100.0), np.zeros(n, np.int64), np.zeros(n), np.ones((1, 2)),
+              np.zeros(n_units, np.int64), np.ones(n_units), np.zeros(n_units),
+              np.zeros(n_units), np.zeros(len(P)) + 50.0, np.full(n_units, 10.0),
+              np.full(n_units, 20.0), np.zeros(n_units, np.bool_), np.zeros(n_units, np.bool_),
+              np.zeros((n_units, len(OUT_FIELDS))), np.zeros((n_units, len(LEDGER_FIELDS))))
+    record, trip = Recording.after([1], n_units), np.empty(n_units, np.int64)
+    kernels = [run_steps_serial]
+    if numba.config.NUMBA_NUM_THREADS > 1:  # type: ignore[attr-defined]
+        kernels.append(run_steps_parallel)
+    for kernel in kernels:
+        for watch in (None, unwatched(n_units)):
+            kernel(10.0, *arrays, watch, trip, record.at, record.energy, record.out)
+    run_steps_until(10.0, *arrays, unwatched(n_units))
+    return time.perf_counter() - started
 
 
 def unwatched(n_units: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import uvicorn
 from ..config import Settings
 from ..control import Controller
 from ..engine import Emulator
+from ..engine.kernel import warm_up
 from ..recorders import ServedRecording
 from ..runner import RealTimeRunner
 from ..runner.schedule import Schedule
@@ -82,6 +83,10 @@ def serve(emulator: Emulator, settings: Settings, controller: Controller | None 
     log.info("serving %d units on http://%s:%d/ (data set %s, controller %s)",
              len(emulator.units), settings.b_host, settings.b_port, emulator.dataset.name,
              controller.name if controller else "none")
+    seconds = warm_up()
+    if seconds > 2.0:
+        log.info("compiled the physics kernels in %.0f s (once: numba keeps them in its cache)",
+                 seconds)
     server = build_server(emulator, settings, controller, follow_acceleration)
     server.run()
     return 0 if server.started else 1
