@@ -56,15 +56,32 @@ def test_the_parallel_kernel_is_not_loaded_from_the_serial_ones_cache(tmp_path: 
     assert (again["hits"], again["misses"]) == (1, 0)  # and its own entry is found
 
 
-def test_warm_up_readies_every_version_a_run_may_call(compiled_kernels: float) -> None:
-    """kernel.warm_up (run for the session by conftest, and by a server before it listens):
-    serial and parallel, with and without a band, and the compiled controller's block."""
+def test_warm_up_readies_every_version_a_run_may_call(compiled_kernels: float,
+                                                     make_emulator, monkeypatch) -> None:
+    """After kernel.warm_up (run for the session by conftest, and by a server before it
+    listens) the engine's calls compile nothing: serial and parallel, with and without a
+    band, samples kept on the way, the block of the compiled controller's physics."""
     import numba
+    import numpy as np
 
     from apis_emulator.engine import kernel
 
-    assert compiled_kernels >= 0.0
-    assert len(kernel.run_steps_serial.signatures) == 2  # watch None and a band
-    assert len(kernel.run_steps_until.signatures) == 1
-    if numba.config.NUMBA_NUM_THREADS > 1:  # type: ignore[attr-defined]
-        assert len(kernel.run_steps_parallel.signatures) == 2
+    dispatchers = (kernel.run_steps_serial, kernel.run_steps_parallel, kernel.run_steps_until)
+    kernel.warm_up()  # again: nothing new in this process either way
+    ready = [len(d.signatures) for d in dispatchers]
+    threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    assert ready == [2, 2 if threads > 1 else 0, 1]
+    for work in (kernel.PARALLEL_MIN_WORK, 0):  # serial, then parallel
+        monkeypatch.setattr(kernel, "PARALLEL_MIN_WORK", work)
+        em = make_emulator(n_units=3, step=10.0)
+        em.advance(5)
+        assert em.advance_sampled(6, [2, 4]) is not None
+        em.advance_watched(5, np.array([[4800.0, 0.0, 1e9, 0.0, 100.0]] * 3))
+        stepping = em.stepping()
+        solar, load_j, load_f = em.sample_inputs(4)
+        kernel.run_steps_until(em.dt, solar, load_j, load_f, stepping.load_kw, stepping.house,
+                               stepping.pv_gain, stepping.wg, stepping.dcdc_loss,
+                               stepping.params, stepping.energy, stepping.capacity,
+                               stepping.bypass, stepping.ac_charge, stepping.out,
+                               stepping.ledger, kernel.unwatched(3))
+    assert [len(d.signatures) for d in dispatchers] == ready

@@ -520,7 +520,8 @@ class Emulator:
         """Run ``n_steps`` physics steps in one kernel call, keeping the units' shown values
         after each step count in ``at`` (increasing, each in 1 … n_steps − 1) instead of
         stopping there: the same trajectory, to the bit, as :meth:`advance` stopped at each.
-        None (nothing run) while the grid ramps: its voltage changes at every step."""
+        None (nothing run) while the grid ramps (its voltage changes at every step), for
+        ``n_steps`` ≤ 0 and for a community without units."""
         u, n = self.units, int(n_steps)
         if self.ramp_voltage is not None or n <= 0 or len(u) == 0:
             return None

@@ -1,10 +1,11 @@
 """The power-flow step of specification §4.2.4, compiled (numba) and looped over time.
 
 Units are independent between two changes of the DC grid (their grid power ``wg`` is fixed), so
-the kernel runs each unit through ``n`` steps on its own: the outer loop over units runs in
-parallel, the inner loop over time stays in registers.  The served runner and the headless run
-call this very function; only the number of steps per call differs, which changes nothing in
-the trajectory.
+the kernel runs blocks of up to :data:`BLOCK` units through ``n`` steps on their own (the blocks
+in parallel when the call is large enough); within a block the loop over time is outside and
+the loop over its units inside, compiled to vector instructions over state kept in the
+processor's cache.  The served runner and the headless run call this very function; only the
+number of steps per call differs, which changes nothing in the trajectory.
 
 Per unit and step of Δt [s] (power-flow-model §2–§5; powers [W], energies [Wh]):
 
@@ -99,7 +100,7 @@ def _unit_step(hours, p, e, cap, byp, acc, pv, load, wg, dcdc_loss):  # pragma: 
     return e_new, byp, acc, pv, load, p2, flow, acloss, dcloss, wasted
 
 
-#: Most units per block of :func:`_run_steps`: a block's state (~20 arrays of BLOCK values)
+#: Most units per block of :func:`run_steps`: a block's state (~20 arrays of BLOCK values)
 #: stays in the processor's first-level cache while it runs through all the steps.
 BLOCK = 64
 
@@ -152,7 +153,7 @@ def _shown_step(k, hours, pp, solar, f, here, there, pv_gain, wg, dcdc_loss, cap
 def _block(lo, hi, dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
            energy, capacity, bypass, ac_charge, out, ledger, watch, trip, rec_at, rec_energy,
            rec_out):  # pragma: no cover - compiled
-    """Units lo … hi−1 through every step of :func:`_run_steps` (contiguous copies of their
+    """Units lo … hi−1 through every step of :func:`run_steps` (contiguous copies of their
     state, so that the step's loop over them is vectorised and stays in cache)."""
     n_steps, n_samples = solar_w.shape[0], load_kw.shape[1]
     hours, pp = dt / 3600.0, _params(p)
@@ -253,13 +254,13 @@ def _stepping(blocks_loop: Callable[[int], Iterable[int]]) -> Callable[..., None
 def run_steps_until(dt, solar_w, load_j, load_f, load_kw, house, pv_gain, wg, dcdc_loss, p,
                     energy, capacity, bypass, ac_charge, out, ledger,
                     watch):  # pragma: no cover - compiled
-    """:func:`_run_steps` for all units side by side, stopping right after the first step
+    """:func:`run_steps` for all units as one block, stopping right after the first step
     that takes a unit out of its ``watch`` band.  Returns (steps run, whether a band was
     left).  The same arithmetic in the same order per unit: the trajectory is the one of
-    ``_run_steps`` over the steps run, bit for bit, and nothing is run twice (no roll-back).
-    Each step's state goes to the other of two buffers, so that the last step can be run
-    again from its start for the values shown (not kept at every step: the loop over units
-    would not be vectorised)."""
+    :func:`run_steps` over the steps run, bit for bit, with nothing rolled back.  The state
+    before each step is copied, so that the last step can be computed again from its start
+    for the values shown (keeping them at every step would stop the loop over units from
+    being vectorised); that run's band check and sums are thrown away."""
     n_units, n_steps, n_samples = energy.shape[0], solar_w.shape[0], load_kw.shape[1]
     hours, pp = dt / 3600.0, _params(p)
     e, byp, acc = energy.copy(), bypass.copy(), ac_charge.copy()
@@ -302,7 +303,8 @@ def run_steps(dt: float, solar_w: np.ndarray, load_j: np.ndarray, load_f: np.nda
               bypass: np.ndarray, ac_charge: np.ndarray, out: np.ndarray, ledger: np.ndarray,
               watch: np.ndarray | None = None,
               record: Recording | None = None) -> int:
-    """Advance every unit by ``len(solar_w)`` steps (see :func:`_run_steps`); ``record``
+    """Advance every unit by ``len(solar_w)`` steps (the compiled ``_run_steps`` of
+    :func:`_stepping`, documented there); ``record``
     says where to keep samples taken on the way.
 
     Returns the first step count after which a unit left its ``watch`` band (or n + 1): the
@@ -369,7 +371,7 @@ def warm_up() -> float:
 
 
 def unwatched(n_units: int) -> np.ndarray:
-    """An energy band per unit (see :func:`_run_steps`) that never trips."""
+    """An energy band per unit (see :func:`run_steps`) that never trips."""
     table = np.empty((n_units, 2))
     table[:, 0], table[:, 1] = -np.inf, np.inf
     return table

@@ -119,8 +119,8 @@ class DailySummary:
 
     def _segment(self, snap: Snapshot) -> tuple[np.ndarray, float]:
         """Ledger and stored-energy change of the units since the baseline [Wh]: the units'
-        changes added one after the other in id order (``np.add.accumulate`` adds in order,
-        unlike ``np.sum``), so the bits do not depend on the number of units per call."""
+        changes added one after the other in the snapshot's order, as a loop over them adds
+        them (``np.add.accumulate`` is sequential; ``np.sum`` adds pairwise, other bits)."""
         ledger_before, energy_before = self._base.rows_for(snap)
         changes = np.empty((len(snap.ids) + 1, len(LEDGER_FIELDS)))
         changes[0] = self._carry

@@ -80,13 +80,15 @@ def build_server(emulator: Emulator, settings: Settings, controller: Controller 
 def serve(emulator: Emulator, settings: Settings, controller: Controller | None = None,
           follow_acceleration: bool = True) -> int:
     """Serve until stopped; 0 after a clean stop."""
-    log.info("serving %d units on http://%s:%d/ (data set %s, controller %s)",
-             len(emulator.units), settings.b_host, settings.b_port, emulator.dataset.name,
-             controller.name if controller else "none")
+    log.info("loading the physics kernels (the first start after installing compiles them: "
+             "about 40 s)")
     seconds = warm_up()
     if seconds > 2.0:
         log.info("compiled the physics kernels in %.0f s (once: numba keeps them in its cache)",
                  seconds)
+    log.info("serving %d units on http://%s:%d/ (data set %s, controller %s)",
+             len(emulator.units), settings.b_host, settings.b_port, emulator.dataset.name,
+             controller.name if controller else "none")
     server = build_server(emulator, settings, controller, follow_acceleration)
     server.run()
     return 0 if server.started else 1
