@@ -91,12 +91,10 @@ def leap_days_passed(start: dt.datetime, elapsed: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """A read-only copy of the units between two steps (glossary: docs/model.md).
-
-    Arrays have one entry per unit, in ``ids`` order.  Signs: ig, wg > 0 when power flows
-    from the DC grid into the unit; out's ``flow`` > 0 when the battery charges.
-    """
+class Sample:
+    """The units' shown values at one moment, read-only: what the individual log writes.
+    :meth:`Emulator.advance_sampled` keeps them inside a run of steps; a :class:`Snapshot`
+    is a sample with the rest of the state."""
 
     time: dt.datetime
     step: int
@@ -105,19 +103,31 @@ class Snapshot:
     energy: np.ndarray  # stored battery energy [Wh]
     capacity: np.ndarray  # battery size [Wh]
     out: np.ndarray  # last step's values, columns OUT_FIELDS [W]
+    wg: np.ndarray  # grid power vg·ig, > 0 into the unit [W]
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+
+
+@dataclass(frozen=True)
+class Snapshot(Sample):
+    """A read-only copy of the units between two steps (glossary: docs/model.md): a
+    :class:`Sample` with the ledger and the converters' state.
+
+    Arrays have one entry per unit, in ``ids`` order.  Signs: ig, wg > 0 when power flows
+    from the DC grid into the unit; out's ``flow`` > 0 when the battery charges.
+    """
+
     ledger: np.ndarray  # energies since the start, columns LEDGER_FIELDS [Wh]
     vg: np.ndarray  # grid voltage [V]
     ig: np.ndarray  # grid current, > 0 into the unit [A]
-    wg: np.ndarray  # grid power vg·ig, > 0 into the unit [W]
     mode: np.ndarray  # converter mode, Mode values
     dcdc_loss: np.ndarray  # converter loss of its mode [W]
     dvg: np.ndarray = field(default_factory=lambda: np.zeros(0))  # converter target voltage [V]
     dig: np.ndarray = field(default_factory=lambda: np.zeros(0))  # converter current limit [A]
-
-    def __post_init__(self) -> None:
-        for name in ("energy", "capacity", "out", "ledger", "vg", "ig", "wg", "mode",
-                     "dcdc_loss", "dvg", "dig"):
-            getattr(self, name).flags.writeable = False
 
     @property
     def rsoc(self) -> np.ndarray:
@@ -130,21 +140,6 @@ class Snapshot:
         """Battery-side converter power wg − loss, > 0 when it charges the battery [W]."""
         wb: np.ndarray = self.wg - self.dcdc_loss
         return wb
-
-
-@dataclass(frozen=True)
-class Sample:
-    """The units' shown values at one moment inside a longer run of steps
-    (:meth:`Emulator.advance_sampled`): what the individual log writes, read-only."""
-
-    time: dt.datetime
-    step: int
-    ids: tuple[str, ...]
-    displays: tuple[str, ...]
-    energy: np.ndarray  # stored battery energy [Wh]
-    capacity: np.ndarray  # battery size [Wh]
-    out: np.ndarray  # the step's values, columns OUT_FIELDS [W]
-    wg: np.ndarray  # grid power, > 0 into the unit [W]
 
 
 class Emulator:
@@ -481,12 +476,12 @@ class Emulator:
         return trip, True
 
     def _kernel(self, solar: np.ndarray, load_j: np.ndarray, load_f: np.ndarray,
-                watch: np.ndarray | None) -> int:
+                watch: np.ndarray | None, record: Recording | None = None) -> int:
         u = self.units
         bands = None if watch is None else energy_bands(watch, u.capacity)
         return run_steps(self.dt, solar, load_j, load_f, self.dataset.load_kw, u.house,
                          u.pv_gain, u.wg, u.dcdc_loss, self._params, u.energy, u.capacity,
-                         u.bypass, u.ac_charge, u.out, u.ledger, bands)
+                         u.bypass, u.ac_charge, u.out, u.ledger, bands, record)
 
     def advance(self, n_steps: int, power_flow: bool = True) -> None:
         """Run ``n_steps`` physics steps of Δt; ``power_flow=False`` only moves clock and ramp."""
@@ -511,10 +506,8 @@ class Emulator:
     def sample(self) -> Sample:
         """The units' shown values now, read-only copies."""
         u = self.units
-        arrays = [u.energy.copy(), u.capacity.copy(), u.out.copy(), u.wg.copy()]
-        for array in arrays:
-            array.flags.writeable = False
-        return Sample(self.now, self.step_index, tuple(u.ids), self._displays(), *arrays)
+        return Sample(self.now, self.step_index, tuple(u.ids), self._displays(),
+                      u.energy.copy(), u.capacity.copy(), u.out.copy(), u.wg.copy())
 
     def advance_sampled(self, n_steps: int, at: Sequence[int]) -> list[Sample] | None:
         """Run ``n_steps`` physics steps in one kernel call, keeping the units' shown values
@@ -526,20 +519,15 @@ class Emulator:
         if self.ramp_voltage is not None or n <= 0 or len(u) == 0:
             return None
         record = Recording.after(at, len(u))
-        solar, load_j, load_f = self._sample_inputs(n)
-        run_steps(self.dt, solar, load_j, load_f, self.dataset.load_kw, u.house, u.pv_gain,
-                  u.wg, u.dcdc_loss, self._params, u.energy, u.capacity, u.bypass,
-                  u.ac_charge, u.out, u.ledger, None, record)
+        self._kernel(*self._sample_inputs(n), None, record)
         first = self.step_index
         self.step_index += n
         self._changed()
-        shared = [record.energy, record.out, u.capacity.copy(), u.wg.copy()]
-        for array in shared:
-            array.flags.writeable = False
         ids, displays = tuple(u.ids), self._displays()
+        capacity, wg = u.capacity.copy(), u.wg.copy()  # the same at every sample of the run
         return [Sample(self.start_time + dt.timedelta(seconds=(first + int(c)) * self.dt),
-                       first + int(c), ids, displays, record.energy[r], shared[2],
-                       record.out[r], shared[3]) for r, c in enumerate(record.at)]
+                       first + int(c), ids, displays, record.energy[r], capacity,
+                       record.out[r], wg) for r, c in enumerate(record.at)]
 
     def stepping(self) -> Stepping:
         """The engine's arrays and grid scalars for a compiled loop (engine/stepper.py); the

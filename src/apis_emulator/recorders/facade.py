@@ -108,7 +108,7 @@ class Recorders:
         return self.summary.so_far(snap)
 
     # ------------------------------------------------------------------ feeding
-    def log_units(self, snap: Snapshot | Sample, documents: UnitDocuments | None = None) -> None:
+    def log_units(self, snap: Sample, documents: UnitDocuments | None = None) -> None:
         """One individual-log sample: the per-unit rows to the log, the database and (with
         ``documents``, see :func:`~.httpsink.frozen_documents`) the HTTP sink."""
         block = UnitsBlock.of(snap)

@@ -53,8 +53,8 @@ class UnitsBlock:
     wg: np.ndarray = field(repr=False)  # [W], > 0 into the unit
 
     @classmethod
-    def of(cls, snap: Snapshot | Sample) -> UnitsBlock:
-        """The block of one snapshot or sample (its arrays are read-only: no copy here)."""
+    def of(cls, snap: Sample) -> UnitsBlock:
+        """The block of one sample or snapshot (its arrays are read-only: no copy here)."""
         return cls(snap.time, snap.ids, snap.displays, snap.energy, snap.capacity, snap.out,
                    snap.wg)
 

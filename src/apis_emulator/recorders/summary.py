@@ -79,7 +79,7 @@ class _Base:
 
     @classmethod
     def of(cls, snap: Snapshot) -> _Base:
-        return cls(snap.ids, snap.ledger.copy(), snap.energy.copy())
+        return cls(snap.ids, snap.ledger, snap.energy)  # a snapshot's arrays are read-only
 
     def rows_for(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
         """The baseline rows of ``snap``'s units, in its order; a unit the baseline does not
@@ -155,13 +155,11 @@ class DailySummary:
         out at most the steps between the change and ``after`` for that unit.
         """
         self._carry, self._carry_delta = self._segment(before)
-        previous = {uid: i for i, uid in enumerate(before.ids)}
-        ledger, energy = after.ledger.copy(), after.energy.copy()
-        for i, uid in enumerate(after.ids):
-            j = previous.get(uid)
-            if j is not None and bool(np.all(after.ledger[i, _MONOTONE] >=
-                                             before.ledger[j, _MONOTONE])):
-                ledger[i], energy[i] = before.ledger[j], before.energy[j]
+        ledger, energy = _Base.of(before).rows_for(after)
+        # a unit whose running sums went back was reset or reloaded: from its after values
+        restarted = ~np.all(after.ledger[:, _MONOTONE] >= ledger[:, _MONOTONE], axis=1)
+        ledger, energy = ledger.copy(), energy.copy()
+        ledger[restarted], energy[restarted] = after.ledger[restarted], after.energy[restarted]
         self._base = _Base(after.ids, ledger, energy)
 
     def day_row(self, snap: Snapshot, label: str,
